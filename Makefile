@@ -1,0 +1,53 @@
+# The two commands: `make run` executes every lesson, `make test` runs the whole test suite.
+# Both create .venv/ and install the project first; nothing needs installing by hand.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is installed on its own first so pip never picks a multi-GB CUDA build by accident;
+# override for other platforms, e.g. `make run TORCH_SPEC="torch>=2.2"`.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+.PHONY: install run test notebooks sweep lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
+	touch $(STAMP)
+
+# Execute the lessons in order; outputs in artifacts/executed/, working files in artifacts/.
+run: $(STAMP)
+	mkdir -p artifacts/executed
+	set -e; for nb in $(NOTEBOOKS); do \
+		echo "== $$nb"; \
+		$(BIN)/papermill --cwd notebooks --no-progress-bar $$nb artifacts/executed/$$(basename $$nb); \
+	done
+	@echo "Executed notebooks: artifacts/executed/   results: artifacts/metrics.json"
+
+# Unit tests, service tests with the real SDK, papermill runs, and strict nbval of the
+# committed notebooks. The hub is forced offline so every machine gets the same results.
+test: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+# Re-execute every notebook in place, canonically (offline sample, defaults, fresh kernel).
+notebooks: $(STAMP)
+	$(OFFLINE) $(BIN)/python tools/execute_notebooks.py $(NOTEBOOKS)
+
+sweep: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m helpers.batch --out artifacts/sweep \
+		--grid learning_rate=0.0001,0.0002 --set training_steps=20
+
+lint: $(STAMP)
+	$(BIN)/ruff check helpers tests tools benchmarks notebooks
+
+clean:
+	rm -rf artifacts

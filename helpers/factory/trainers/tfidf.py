@@ -1,0 +1,305 @@
+"""``tfidf-logreg``: TF-IDF features and one regularised linear head per target.
+
+Features: word 1–2-grams plus ``char_wb`` 2–5-grams, sublinear tf, each block L2-normalised.
+Heads: a softmax (single-label target) or one-vs-rest sigmoids (multi-label target) per target,
+all fitted jointly by full-batch L-BFGS on ``mean loss + ||W||² / (2·C·n)`` (scikit-learn's
+logistic-regression objective, ``C = 10``).
+
+Hyperparameter mapping: a *training step* is one L-BFGS iteration over the whole training set
+(so ``batch_size`` is 0, "full batch", and one step is one epoch); ``training_steps`` is the
+iteration cap (L-BFGS may converge earlier). ``learning_rate``, ``weight_decay`` and
+``warmup_fraction`` do not apply to L-BFGS and are ignored. Validation loss and accuracy are
+reported every ``eval_every`` steps and on the final step.
+
+The model directory holds ``config.json``, vocabularies as JSON and tensors as ``.npy`` read
+with ``allow_pickle=False``: loading it never executes code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from .base import (
+    MULTI_LABEL_THRESHOLD,
+    Example,
+    ProgressCallback,
+    StepReport,
+    TargetSpec,
+    TrainConfig,
+)
+
+FORMAT = "tfidf-logreg/1"
+_BLOCKS = {
+    "word": {"analyzer": "word", "ngram_range": (1, 2), "min_df": 1},
+    "char": {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2},
+}
+
+
+class _Features:
+    """The fitted TF-IDF blocks: vocabularies and idf weights, rebuilt without pickle."""
+
+    def __init__(self, vocabularies: dict[str, list[str]], idfs: dict[str, np.ndarray]):
+        self.idfs = idfs
+        self.vocabularies = vocabularies
+        self._counters = {
+            name: CountVectorizer(
+                analyzer=_BLOCKS[name]["analyzer"],
+                ngram_range=_BLOCKS[name]["ngram_range"],
+                vocabulary={term: i for i, term in enumerate(vocabularies[name])},
+                dtype=np.float32,
+            )
+            for name in _BLOCKS
+        }
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> tuple[_Features, sp.csr_matrix]:
+        blocks, vocabularies, idfs = [], {}, {}
+        for name, params in _BLOCKS.items():
+            # min_df counts documents: tiny data sets keep every n-gram
+            min_df = params["min_df"] if len(texts) >= 50 else 1
+            vectorizer = TfidfVectorizer(
+                analyzer=params["analyzer"],
+                ngram_range=params["ngram_range"],
+                min_df=min_df,
+                sublinear_tf=True,
+                dtype=np.float32,
+            )
+            blocks.append(vectorizer.fit_transform(texts))
+            terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
+            vocabularies[name] = terms
+            idfs[name] = vectorizer.idf_.astype(np.float32)
+        return cls(vocabularies, idfs), sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    @property
+    def n_features(self) -> int:
+        return sum(len(v) for v in self.vocabularies.values())
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        blocks = []
+        for name, counter in self._counters.items():
+            counts = counter.transform(texts).tocsr()
+            counts.data = 1.0 + np.log(counts.data)  # sublinear tf
+            blocks.append(normalize(counts.multiply(self.idfs[name]).tocsr()))
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    def save(self, out_dir: Path) -> None:
+        for name in _BLOCKS:
+            (out_dir / f"vocab_{name}.json").write_text(
+                json.dumps(self.vocabularies[name], ensure_ascii=False), encoding="utf-8"
+            )
+            np.save(out_dir / f"idf_{name}.npy", self.idfs[name], allow_pickle=False)
+
+    @classmethod
+    def load(cls, model_dir: Path) -> _Features:
+        vocabularies, idfs = {}, {}
+        for name in _BLOCKS:
+            vocabularies[name] = json.loads(
+                (model_dir / f"vocab_{name}.json").read_text(encoding="utf-8")
+            )
+            idfs[name] = np.load(model_dir / f"idf_{name}.npy", allow_pickle=False)
+        return cls(vocabularies, idfs)
+
+
+def _target_matrix(examples: Sequence[Example], target: TargetSpec) -> np.ndarray:
+    """One-hot (single-label) or multi-hot (multi-label) float32 matrix, one row per example."""
+    index = {label: i for i, label in enumerate(target.labels)}
+    y = np.zeros((len(examples), len(target.labels)), dtype=np.float32)
+    for row, example in enumerate(examples):
+        value = example.labels[target.name]
+        for label in value if isinstance(value, list) else [value]:
+            if label in index:
+                y[row, index[label]] = 1.0
+    return y
+
+
+def _scores(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-logits))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _loss_and_grad(logits: np.ndarray, y: np.ndarray, multi_label: bool):
+    """Mean loss over examples and its gradient with respect to the logits."""
+    n = logits.shape[0]
+    if multi_label:  # binary cross-entropy summed over labels
+        loss = np.logaddexp(0.0, logits) - y * logits
+        return float(loss.sum() / n), (_scores(logits, True) - y) / n
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_p = shifted - log_z
+    return float(-(y * log_p).sum() / n), (np.exp(log_p) - y) / n
+
+
+def _accuracy(scores: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
+    if multi_label:  # exact match of the predicted label set
+        predicted = scores >= MULTI_LABEL_THRESHOLD
+        return float((predicted == (y > 0.5)).all(axis=1).mean())
+    return float((scores.argmax(axis=1) == y.argmax(axis=1)).mean())
+
+
+class _Heads:
+    """Flat parameter vector <-> one (W, b) per target."""
+
+    def __init__(self, n_features: int, targets: Sequence[TargetSpec]):
+        self.targets = list(targets)
+        self.shapes = [(n_features, len(t.labels)) for t in targets]
+        self.size = sum(f * k + k for f, k in self.shapes)
+
+    def split(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        out, start = [], 0
+        for f, k in self.shapes:
+            w = theta[start : start + f * k].reshape(f, k)
+            b = theta[start + f * k : start + f * k + k]
+            out.append((w, b))
+            start += f * k + k
+        return out
+
+
+class TfidfLogRegTrainer:
+    base_model = "tfidf-logreg"
+    description = (
+        "TF-IDF word 1-2-grams + char 2-5-grams with logistic-regression heads (L-BFGS). "
+        "Trains in seconds on CPU; a step is one full-batch iteration."
+    )
+    batch_size = 0  # full batch: every step sees every training example
+    max_context_length = 8192
+    default_training_steps = 100
+    default_learning_rate = 1.0  # unused by L-BFGS
+    C = 10.0
+    eval_every = 10
+
+    def availability(self) -> tuple[bool, str]:
+        return True, ""
+
+    def expected_seconds(self, n_train: int, config: TrainConfig) -> int:
+        return max(1, math.ceil(1.0 + n_train * config.training_steps * 7e-6))
+
+    def train(
+        self,
+        train: Sequence[Example],
+        valid: Sequence[Example] | None,
+        targets: Sequence[TargetSpec],
+        config: TrainConfig,
+        out_dir: Path,
+        on_step: ProgressCallback,
+    ) -> None:
+        features, x = _Features.fit([e.text for e in train])
+        xt = x.T.tocsr()
+        ys = [_target_matrix(train, t) for t in targets]
+        heads = _Heads(x.shape[1], targets)
+        n = x.shape[0]
+        l2 = 1.0 / (self.C * n)
+        x_valid = features.transform([e.text for e in valid]) if valid else None
+        ys_valid = [_target_matrix(valid, t) for t in targets] if valid else None
+
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            theta32 = theta.astype(np.float32)
+            grad = np.empty_like(theta32)
+            total = 0.0
+            start = 0
+            for (w, b), y, t in zip(heads.split(theta32), ys, targets, strict=True):
+                loss, g_logits = _loss_and_grad(x @ w + b, y, t.multi_label)
+                g_w = xt @ g_logits + l2 * w
+                total += loss + 0.5 * l2 * float((w * w).sum())
+                size = w.size
+                grad[start : start + size] = g_w.ravel()
+                grad[start + size : start + size + b.size] = g_logits.sum(axis=0)
+                start += size + b.size
+            return total, grad.astype(np.float64)
+
+        def evaluate(theta: np.ndarray) -> tuple[float, float]:
+            losses, accuracies = [], []
+            for (w, b), y, t in zip(heads.split(theta.astype(np.float32)), ys_valid, targets,
+                                    strict=True):
+                logits = x_valid @ w + b
+                losses.append(_loss_and_grad(logits, y, t.multi_label)[0])
+                accuracies.append(_accuracy(_scores(logits, t.multi_label), y, t.multi_label))
+            return float(np.mean(losses)), float(np.mean(accuracies))
+
+        total_steps = config.training_steps
+        state = {"step": 0, "theta": np.zeros(heads.size), "loss": math.nan, "reported": False}
+
+        def callback(intermediate_result) -> None:
+            state["step"] += 1
+            state["theta"] = intermediate_result.x
+            state["loss"] = float(intermediate_result.fun)
+            report = StepReport(state["step"], total_steps, state["loss"])
+            last = state["step"] == total_steps
+            if valid and (last or state["step"] % self.eval_every == 0):
+                report.valid_loss, report.valid_accuracy = evaluate(state["theta"])
+            state["reported"] = report.valid_loss is not None or not valid
+            on_step(report)
+
+        result = minimize(
+            objective,
+            state["theta"],
+            jac=True,
+            method="L-BFGS-B",
+            callback=callback,
+            options={"maxiter": total_steps, "maxcor": 20, "gtol": 1e-7, "ftol": 1e-10},
+        )
+        theta = result.x
+        if state["step"] == 0 or not state["reported"]:  # converged early: report the end
+            loss = float(result.fun)
+            report = StepReport(max(state["step"], 1), total_steps, loss)
+            if valid:
+                report.valid_loss, report.valid_accuracy = evaluate(theta)
+            on_step(report)
+
+        features.save(out_dir)
+        for i, (w, b) in enumerate(heads.split(theta.astype(np.float32))):
+            np.save(out_dir / f"head_{i}_W.npy", np.ascontiguousarray(w), allow_pickle=False)
+            np.save(out_dir / f"head_{i}_b.npy", np.ascontiguousarray(b), allow_pickle=False)
+        config_json = {
+            "format": FORMAT,
+            "C": self.C,
+            "trained_at": int(time.time()),
+            "targets": [
+                {"name": t.name, "labels": t.labels, "multi_label": t.multi_label}
+                for t in targets
+            ],
+        }
+        (out_dir / "config.json").write_text(json.dumps(config_json, indent=1), encoding="utf-8")
+
+    def load(self, model_dir: Path) -> TfidfPredictor:
+        return TfidfPredictor(Path(model_dir))
+
+
+class TfidfPredictor:
+    def __init__(self, model_dir: Path):
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        if config.get("format") != FORMAT:
+            raise ValueError(f"{model_dir} is not a {FORMAT} model")
+        self.targets = [
+            TargetSpec(t["name"], list(t["labels"]), bool(t["multi_label"]))
+            for t in config["targets"]
+        ]
+        self.features = _Features.load(model_dir)
+        self.heads = [
+            (
+                np.load(model_dir / f"head_{i}_W.npy", allow_pickle=False),
+                np.load(model_dir / f"head_{i}_b.npy", allow_pickle=False),
+            )
+            for i in range(len(self.targets))
+        ]
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, dict[str, float]]]:
+        x = self.features.transform(list(texts))
+        results: list[dict[str, dict[str, float]]] = [{} for _ in texts]
+        for target, (w, b) in zip(self.targets, self.heads, strict=True):
+            scores = _scores(np.asarray(x @ w + b, dtype=np.float64), target.multi_label)
+            for row, result in zip(scores.tolist(), results, strict=True):
+                result[target.name] = dict(zip(target.labels, row, strict=True))
+        return results

@@ -1,0 +1,389 @@
+"""Classifier Factory training files: write them from DataFrames, and validate them.
+
+The format is JSON Lines, one example per line::
+
+    {"text": "wake me up at nine", "labels": {"intent": "alarm_set"}}
+
+A label value is a string (single-label) or a list of strings (multi-label); ``labels`` may
+hold several targets (multi-target). :func:`validate_training_files` checks one or more
+training files and optional validation files and reports *every* problem with the file,
+the line number and the field, instead of stopping at the first one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+FileArg = str | os.PathLike | tuple[str, str | os.PathLike]
+"""A path, or ``(display_name, path)`` when the name to report differs from the path."""
+
+
+def dataset_to_jsonl(
+    df: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    text_column: str = "text",
+    label_columns: dict[str, str] | None = None,
+) -> int:
+    """Write ``df`` as a training file: ``{"text": ..., "labels": {target: value}}`` per line.
+
+    ``label_columns`` maps target names to columns (default ``{"intent": "label_text"}``, the
+    cookbook's format). Returns the number of lines written.
+    """
+    label_columns = label_columns or {"intent": "label_text"}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for row in df.itertuples(index=False):
+            row = row._asdict()
+            labels = {target: _plain(row[column]) for target, column in label_columns.items()}
+            f.write(json.dumps({"text": row[text_column], "labels": labels}, ensure_ascii=False))
+            f.write("\n")
+    os.replace(tmp, path)
+    return len(df)
+
+
+def _plain(value):
+    """numpy scalars/arrays (e.g. from parquet) to plain JSON types."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    field: str | None
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f", line {self.line}"
+        if self.field:
+            where += f", field '{self.field}'"
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{where}: {prefix}{self.message}"
+
+
+@dataclass
+class TargetInfo:
+    """A target seen in the training files: its labels with counts, and its label shape."""
+
+    name: str
+    label_counts: Counter = field(default_factory=Counter)
+    multi_label: bool = False
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted(self.label_counts)
+
+
+@dataclass
+class ValidationReport:
+    problems: list[Problem] = field(default_factory=list)
+    targets: dict[str, TargetInfo] = field(default_factory=dict)
+    line_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self, limit: int = 20) -> str:
+        if not self.problems:
+            counts = ", ".join(f"{name}: {n} examples" for name, n in self.line_counts.items())
+            return f"OK ({counts})"
+        shown = [str(p) for p in self.problems[:limit]]
+        more = len(self.problems) - len(shown)
+        if more > 0:
+            shown.append(f"... and {more} more")
+        head = f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+        return head + "\n" + "\n".join(shown)
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            raise TrainingFileError(self)
+
+
+class TrainingFileError(ValueError):
+    """A training or validation file is not valid; ``report`` holds every problem."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__(report.summary())
+
+
+def _name_and_path(arg: FileArg) -> tuple[str, Path]:
+    if isinstance(arg, tuple):
+        name, path = arg
+        return str(name), Path(path)
+    return Path(arg).name, Path(arg)
+
+
+def iter_lines(arg: FileArg, problems: list[Problem]) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for every well-formed JSON object line of a file.
+
+    Malformed lines (bad encoding, invalid JSON, not an object, a truncated last line) are
+    recorded in ``problems`` and skipped, so one pass finds every problem.
+    """
+    name, path = _name_and_path(arg)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(name, None, None, f"cannot read file: {exc.strerror or exc}"))
+        return
+    if not data.strip():
+        problems.append(Problem(name, None, None, "file is empty"))
+        return
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    raw_lines = data.split(b"\n")
+    ends_with_newline = data.endswith(b"\n")
+    if ends_with_newline:
+        raw_lines = raw_lines[:-1]
+    for number, raw in enumerate(raw_lines, start=1):
+        is_last = number == len(raw_lines)
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(
+                Problem(
+                    name,
+                    number,
+                    None,
+                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "save the file as UTF-8",
+                )
+            )
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if is_last and not ends_with_newline:
+                message = (
+                    f"the last line is incomplete ({exc.msg} at column {exc.colno}); "
+                    "was the file cut off while writing?"
+                )
+            else:
+                message = f"invalid JSON: {exc.msg} at column {exc.colno}"
+            problems.append(Problem(name, number, None, message))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(
+                Problem(name, number, None, f"expected a JSON object, got {type(obj).__name__}")
+            )
+            continue
+        yield number, obj
+
+
+def _check_example(name: str, number: int, obj: dict, problems: list[Problem]) -> dict | None:
+    """Return ``{target: [labels...]}`` for a valid example, else record problems and None."""
+    ok = True
+    if "text" not in obj:
+        problems.append(Problem(name, number, "text", "missing"))
+        ok = False
+    elif not isinstance(obj["text"], str):
+        kind = type(obj["text"]).__name__
+        problems.append(Problem(name, number, "text", f"must be a string, got {kind}"))
+        ok = False
+    elif not obj["text"].strip():
+        problems.append(Problem(name, number, "text", "is empty"))
+        ok = False
+    if "labels" not in obj:
+        problems.append(Problem(name, number, "labels", "missing"))
+        return None
+    labels = obj["labels"]
+    if not isinstance(labels, dict):
+        kind = type(labels).__name__
+        problems.append(Problem(name, number, "labels", f"must be an object, got {kind}"))
+        return None
+    if not labels:
+        problems.append(Problem(name, number, "labels", "has no target"))
+        return None
+    parsed: dict[str, list[str] | str] = {}
+    for target, value in labels.items():
+        where = f"labels.{target}"
+        if isinstance(value, str):
+            if not value.strip():
+                problems.append(Problem(name, number, where, "label is an empty string"))
+                ok = False
+            parsed[target] = value
+        elif isinstance(value, list):
+            if not value:
+                problems.append(Problem(name, number, where, "label list is empty"))
+                ok = False
+            elif not all(isinstance(v, str) and v.strip() for v in value):
+                problems.append(
+                    Problem(name, number, where, "label list must hold non-empty strings only")
+                )
+                ok = False
+            parsed[target] = list(value)
+        else:
+            kind = type(value).__name__
+            problems.append(
+                Problem(name, number, where, f"must be a string or a list of strings, got {kind}")
+            )
+            ok = False
+    return parsed if ok else None
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def validate_training_files(
+    train: FileArg | Sequence[FileArg],
+    validation: FileArg | Sequence[FileArg] | None = None,
+) -> ValidationReport:
+    """Check Classifier Factory training (and validation) files; report every problem.
+
+    Errors: unreadable/empty file, non-UTF-8 bytes, invalid JSON, a truncated last line, a line
+    that is not an object, missing/empty/non-string ``text``, ``labels`` missing or not an
+    object, label values that are not a string or a list of strings, a target that is a
+    string on some lines and a list on others, examples missing a target other lines have, a
+    target with fewer than two distinct labels, and validation labels never seen in training.
+    Warning: the same text in training and validation (leakage that inflates scores).
+    """
+    report = ValidationReport()
+    problems = report.problems
+    train_files = _as_files(train)
+    valid_files = _as_files(validation)
+
+    train_texts: dict[str, tuple[str, int]] = {}
+    # target -> (file, line) where each shape (str/list) was first seen
+    shapes: dict[str, dict[bool, tuple[str, int]]] = defaultdict(dict)
+    examples_targets: list[tuple[str, int, set[str]]] = []
+    for arg in train_files:
+        name, _ = _name_and_path(arg)
+        count = 0
+        for number, obj in iter_lines(arg, problems):
+            count += 1
+            parsed = _check_example(name, number, obj, problems)
+            if parsed is None:
+                continue
+            train_texts.setdefault(obj["text"].strip().lower(), (name, number))
+            examples_targets.append((name, number, set(parsed)))
+            for target, value in parsed.items():
+                info = report.targets.setdefault(target, TargetInfo(target))
+                is_list = isinstance(value, list)
+                first = shapes[target].setdefault(is_list, (name, number))
+                if len(shapes[target]) > 1 and first == (name, number):
+                    other = shapes[target][not is_list]
+                    problems.append(
+                        Problem(
+                            name,
+                            number,
+                            f"labels.{target}",
+                            f"is a {'list' if is_list else 'string'} here but a "
+                            f"{'string' if is_list else 'list'} at {other[0]} line {other[1]}; "
+                            "use one shape per target",
+                        )
+                    )
+                info.multi_label = info.multi_label or is_list
+                info.label_counts.update(_as_list(value))
+        report.line_counts[name] = count
+
+    all_targets = set(report.targets)
+    for name, number, seen in examples_targets:
+        for target in sorted(all_targets - seen):
+            problems.append(
+                Problem(name, number, f"labels.{target}", "missing (other examples have it)")
+            )
+    for info in report.targets.values():
+        if len(info.label_counts) < 2:
+            only = ", ".join(repr(x) for x in info.labels) or "none"
+            problems.append(
+                Problem(
+                    _names(train_files),
+                    None,
+                    f"labels.{info.name}",
+                    f"needs at least two distinct labels to learn from, found {only}",
+                )
+            )
+
+    for arg in valid_files:
+        name, _ = _name_and_path(arg)
+        count = 0
+        for number, obj in iter_lines(arg, problems):
+            count += 1
+            parsed = _check_example(name, number, obj, problems)
+            if parsed is None:
+                continue
+            for target, value in parsed.items():
+                info = report.targets.get(target)
+                if info is None:
+                    problems.append(
+                        Problem(name, number, f"labels.{target}", "target not in the training data")
+                    )
+                    continue
+                unseen = [v for v in _as_list(value) if v not in info.label_counts]
+                if unseen:
+                    problems.append(
+                        Problem(
+                            name,
+                            number,
+                            f"labels.{target}",
+                            f"label {', '.join(map(repr, unseen))} never appears in training",
+                        )
+                    )
+            key = obj["text"].strip().lower()
+            if key in train_texts:
+                tname, tline = train_texts[key]
+                problems.append(
+                    Problem(
+                        name,
+                        number,
+                        "text",
+                        f"same text as {tname} line {tline} (train/validation leakage)",
+                        "warning",
+                    )
+                )
+        report.line_counts[name] = count
+    return report
+
+
+def _as_files(arg: FileArg | Sequence[FileArg] | None) -> list[FileArg]:
+    if arg is None:
+        return []
+    if isinstance(arg, (str, os.PathLike, tuple)):
+        return [arg]
+    return list(arg)
+
+
+def _names(files: Iterable[FileArg]) -> str:
+    return ", ".join(_name_and_path(f)[0] for f in files)
+
+
+def read_examples(path: str | os.PathLike) -> list[dict]:
+    """Read a training file that is known to be valid; raise :class:`TrainingFileError` if not."""
+    problems: list[Problem] = []
+    name = Path(path).name
+    rows = []
+    for number, obj in iter_lines(path, problems):
+        if _check_example(name, number, obj, problems) is not None:
+            rows.append(obj)
+    if problems:
+        raise TrainingFileError(ValidationReport(problems=problems))
+    return rows

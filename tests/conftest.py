@@ -1,0 +1,42 @@
+"""Shared fixtures: small local datasets in the mteb schema, written per test session."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+# 16 kept intents whose sizes reproduce the cookbook's 5,313 / 664 / 665 split
+# (6 capped at 600, 10 between 200 and 600) plus 3 intents below min_samples.
+FIXTURE_COUNTS = {f"scen{i}_intent{i}": 700 + 13 * i for i in range(6)}
+FIXTURE_COUNTS |= {f"scen{i}_intent{i}": 300 + (4 if i < 14 else 5) for i in range(6, 16)}
+FIXTURE_COUNTS |= {"rare_one": 120, "rare_two": 199, "rare_three": 40}
+
+
+def write_mteb_folder(folder: Path, counts: dict[str, int], langs=("en", "fr"), seed=0) -> Path:
+    """A folder with train/validation/test.jsonl in the mteb schema (synthetic utterances)."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = sorted(counts)
+    words = ["set", "play", "what", "tell", "turn", "show", "book", "order", "call", "find"]
+    for split, share in (("train", 1.0), ("validation", 0.15), ("test", 0.15)):
+        rows = []
+        for lang in langs:
+            for label in labels:
+                for j in range(max(1, int(counts[label] * share))):
+                    text = f"{rng.choice(words)} {label.replace('_', ' ')} number {j} {lang}"
+                    rows.append({"id": f"{lang}-{split}-{len(rows)}", "label": labels.index(label),
+                                 "label_text": label, "text": text, "lang": lang})
+        rng.shuffle(rows)
+        with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def massive_like(tmp_path_factory) -> Path:
+    """A local folder shaped like MASSIVE: the seed's procedure gives 16 intents, 5313/664/665."""
+    return write_mteb_folder(tmp_path_factory.mktemp("massive_like"), FIXTURE_COUNTS)

@@ -1,0 +1,43 @@
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from notebook_runner import outputs_text, run_notebook
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory, massive_like):
+    out = tmp_path_factory.mktemp("nb")
+    work = out / "work"
+    nb1 = run_notebook("01_explore_data.ipynb", out, data_source=str(massive_like),
+                       work_dir=str(work))
+    nb2 = run_notebook("02_format_data.ipynb", out, work_dir=str(work))
+    return nb1, nb2, work
+
+
+def test_01_reproduces_the_seed_subset_on_a_local_folder(executed):
+    nb1, _, work = executed
+    text = outputs_text(nb1)
+    assert "rows per split: {'train': 5313, 'validation': 664, 'test': 665}" in text
+    assert "16 intents" in text and "dropped 3 with < 200 rows" in text
+    assert (work / "splits" / "train.parquet").exists()
+
+
+def test_02_writes_and_validates_the_training_files(executed):
+    _, nb2, work = executed
+    assert sum(1 for _ in open(work / "train.jsonl")) == 5313
+    assert sum(1 for _ in open(work / "validation.jsonl")) == 664
+    assert sum(1 for _ in open(work / "test.jsonl")) == 665
+    text = outputs_text(nb2)
+    assert "OK (train.jsonl: 5313 examples, validation.jsonl: 664 examples)" in text
+    assert "broken_example.jsonl, line 2: invalid JSON" in text
+
+
+def test_02_without_01_names_notebook_01(tmp_path):
+    with pytest.raises(PapermillExecutionError, match="Run notebooks/01_explore_data.ipynb first"):
+        run_notebook("02_format_data.ipynb", tmp_path, work_dir=str(tmp_path / "empty"))
+
+
+def test_unknown_parameter_stops_the_notebook(tmp_path, massive_like):
+    with pytest.raises(PapermillExecutionError, match="'min_sample' .did you mean 'min_samples'"):
+        run_notebook("01_explore_data.ipynb", tmp_path, data_source=str(massive_like),
+                     work_dir=str(tmp_path / "w"), min_sample=50)
