@@ -183,8 +183,8 @@ def load_splits(
         counts = raw["label_text"].value_counts()
         raise DataSourceError(
             f"{source}: only {subset['label_text'].nunique()} intent(s) have at least "
-            f"min_samples={min_samples} training rows (largest: {counts.max() if len(counts) else 0}); "
-            "lower min_samples"
+            f"min_samples={min_samples} training rows (largest: "
+            f"{counts.max() if len(counts) else 0}); lower min_samples"
         )
     train, validation, test = split_subset(subset, random_state=seed)
     return Splits(train, validation, test, source, raw["label_text"].value_counts())

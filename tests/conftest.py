@@ -40,3 +40,11 @@ def write_mteb_folder(folder: Path, counts: dict[str, int], langs=("en", "fr"), 
 def massive_like(tmp_path_factory) -> Path:
     """A local folder shaped like MASSIVE: the seed's procedure gives 16 intents, 5313/664/665."""
     return write_mteb_folder(tmp_path_factory.mktemp("massive_like"), FIXTURE_COUNTS)
+
+
+@pytest.fixture(scope="session")
+def small_massive_like(tmp_path_factory) -> Path:
+    """A small MASSIVE-shaped folder for fast end-to-end runs: 4 intents × 100 rows (+ 1 rare)."""
+    counts = {"alarm_set": 100, "alarm_query": 100, "play_music": 100, "weather_query": 100,
+              "rare_intent": 20}
+    return write_mteb_folder(tmp_path_factory.mktemp("small_massive_like"), counts, langs=("en",))

@@ -58,7 +58,8 @@ def test_multi_target_and_multi_label_files_are_valid(tmp_path):
          "line 3, field 'labels.intent': must be a string or a list of strings, got int"),
         ({"text": "x", "labels": {"intent": ["a", 1]}},
          "line 3, field 'labels.intent': label list must hold non-empty strings"),
-        ({"text": "x", "labels": {"intent": []}}, "line 3, field 'labels.intent': label list is empty"),
+        ({"text": "x", "labels": {"intent": []}},
+         "line 3, field 'labels.intent': label list is empty"),
         ({"text": "x", "labels": {}}, "line 3, field 'labels': has no target"),
         ({"text": "x", "labels": {"intent": "alarm_set", "extra": "a"}},
          "line 1, field 'labels.extra': missing (other examples have it)"),
@@ -88,7 +89,8 @@ def test_trailing_partial_line(tmp_path):
 
 
 def test_single_label_target(tmp_path):
-    path = write(tmp_path / "train.jsonl", [GOOD[0], {"text": "b", "labels": {"intent": "alarm_set"}}])
+    same = {"text": "b", "labels": {"intent": "alarm_set"}}
+    path = write(tmp_path / "train.jsonl", [GOOD[0], same])
     assert "needs at least two distinct labels" in only_error(validate_training_files(path))
 
 

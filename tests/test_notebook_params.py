@@ -2,7 +2,9 @@ import pytest
 
 from helpers.notebook import ParameterError, check_parameters, resolve_work_dir
 
-PARAMS_CELL = 'data_source = "sample"  # hub id | "sample"\nmin_samples = 200\nwork_dir = "artifacts"'
+PARAMS_CELL = (
+    'data_source = "sample"  # hub id | "sample"\nmin_samples = 200\nwork_dir = "artifacts"'
+)
 
 
 def namespace(*cells, **values):

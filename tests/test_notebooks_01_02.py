@@ -1,7 +1,6 @@
 import pytest
-from papermill.exceptions import PapermillExecutionError
-
 from notebook_runner import outputs_text, run_notebook
+from papermill.exceptions import PapermillExecutionError
 
 
 @pytest.fixture(scope="module")

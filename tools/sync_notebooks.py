@@ -93,7 +93,9 @@ def sync(check: bool = False) -> list[str]:
         for tag, source in wanted.items():
             cells = [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
             if len(cells) != 1:
-                raise SystemExit(f"{path.name}: expected one cell tagged {tag!r}, found {len(cells)}")
+                raise SystemExit(
+                    f"{path.name}: expected one cell tagged {tag!r}, found {len(cells)}"
+                )
             if cells[0].source != source:
                 cells[0].source = source
                 dirty = True

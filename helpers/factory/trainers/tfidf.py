@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
@@ -167,6 +167,63 @@ class _Heads:
         return out
 
 
+def _lbfgs(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x: np.ndarray,
+    max_iter: int,
+    callback: Callable[[int, np.ndarray, float, bool], None],
+    history: int = 7,
+    tol: float = 1e-9,
+) -> tuple[np.ndarray, float]:
+    """Minimise ``fun`` (value, gradient) with L-BFGS and a backtracking Armijo line search.
+
+    ``callback(step, x, value, done)`` runs after every iteration (``done`` on the last one,
+    whether it is the last because of ``max_iter``, convergence or a failed line search); it may
+    raise to stop.
+    """
+    f, g = fun(x)
+    pairs: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=history)
+    for step in range(1, max_iter + 1):
+        q = -g
+        alphas = []
+        for s, y, rho in reversed(pairs):
+            alpha = rho * float(s @ q)
+            q = q - alpha * y
+            alphas.append(alpha)
+        if pairs:
+            s, y, _ = pairs[-1]
+            q *= float(s @ y) / float(y @ y)
+        else:
+            q /= max(float(np.abs(g).max()), 1e-12)
+        for (s, y, rho), alpha in zip(pairs, reversed(alphas), strict=True):
+            q += (alpha - rho * float(y @ q)) * s
+        slope = float(g @ q)
+        if slope >= 0:  # not a descent direction: restart from the gradient
+            pairs.clear()
+            q = -g / max(float(np.abs(g).max()), 1e-12)
+            slope = float(g @ q)
+        t = 1.0
+        for _ in range(30):
+            x_new = x + t * q
+            f_new, g_new = fun(x_new)
+            if f_new <= f + 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:
+            callback(step, x, f, True)
+            return x, f
+        s, y = x_new - x, g_new - g
+        sy = float(s @ y)
+        if sy > 1e-12:
+            pairs.append((s, y, 1.0 / sy))
+        converged = f - f_new <= tol * max(abs(f_new), 1.0)
+        x, f, g = x_new, f_new, g_new
+        callback(step, x, f, converged or step == max_iter)
+        if converged:
+            break
+    return x, f
+
+
 class TfidfLogRegTrainer:
     base_model = "tfidf-logreg"
     description = (
@@ -205,11 +262,10 @@ class TfidfLogRegTrainer:
         ys_valid = [_target_matrix(valid, t) for t in targets] if valid else None
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            theta32 = theta.astype(np.float32)
-            grad = np.empty_like(theta32)
+            grad = np.empty_like(theta)
             total = 0.0
             start = 0
-            for (w, b), y, t in zip(heads.split(theta32), ys, targets, strict=True):
+            for (w, b), y, t in zip(heads.split(theta), ys, targets, strict=True):
                 loss, g_logits = _loss_and_grad(x @ w + b, y, t.multi_label)
                 g_w = xt @ g_logits + l2 * w
                 total += loss + 0.5 * l2 * float((w * w).sum())
@@ -217,11 +273,11 @@ class TfidfLogRegTrainer:
                 grad[start : start + size] = g_w.ravel()
                 grad[start + size : start + size + b.size] = g_logits.sum(axis=0)
                 start += size + b.size
-            return total, grad.astype(np.float64)
+            return total, grad
 
         def evaluate(theta: np.ndarray) -> tuple[float, float]:
             losses, accuracies = [], []
-            for (w, b), y, t in zip(heads.split(theta.astype(np.float32)), ys_valid, targets,
+            for (w, b), y, t in zip(heads.split(theta), ys_valid, targets,
                                     strict=True):
                 logits = x_valid @ w + b
                 losses.append(_loss_and_grad(logits, y, t.multi_label)[0])
@@ -229,37 +285,17 @@ class TfidfLogRegTrainer:
             return float(np.mean(losses)), float(np.mean(accuracies))
 
         total_steps = config.training_steps
-        state = {"step": 0, "theta": np.zeros(heads.size), "loss": math.nan, "reported": False}
 
-        def callback(intermediate_result) -> None:
-            state["step"] += 1
-            state["theta"] = intermediate_result.x
-            state["loss"] = float(intermediate_result.fun)
-            report = StepReport(state["step"], total_steps, state["loss"])
-            last = state["step"] == total_steps
-            if valid and (last or state["step"] % self.eval_every == 0):
-                report.valid_loss, report.valid_accuracy = evaluate(state["theta"])
-            state["reported"] = report.valid_loss is not None or not valid
-            on_step(report)
-
-        result = minimize(
-            objective,
-            state["theta"],
-            jac=True,
-            method="L-BFGS-B",
-            callback=callback,
-            options={"maxiter": total_steps, "maxcor": 20, "gtol": 1e-7, "ftol": 1e-10},
-        )
-        theta = result.x
-        if state["step"] == 0 or not state["reported"]:  # converged early: report the end
-            loss = float(result.fun)
-            report = StepReport(max(state["step"], 1), total_steps, loss)
-            if valid:
+        def callback(step: int, theta: np.ndarray, loss: float, done: bool) -> None:
+            report = StepReport(step, total_steps, loss)
+            if valid and (done or step % self.eval_every == 0):
                 report.valid_loss, report.valid_accuracy = evaluate(theta)
             on_step(report)
 
+        theta, _ = _lbfgs(objective, np.zeros(heads.size, np.float32), total_steps, callback)
+
         features.save(out_dir)
-        for i, (w, b) in enumerate(heads.split(theta.astype(np.float32))):
+        for i, (w, b) in enumerate(heads.split(theta)):
             np.save(out_dir / f"head_{i}_W.npy", np.ascontiguousarray(w), allow_pickle=False)
             np.save(out_dir / f"head_{i}_b.npy", np.ascontiguousarray(b), allow_pickle=False)
         config_json = {

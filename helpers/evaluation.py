@@ -1,0 +1,130 @@
+"""Classify a test set through the API and measure the classifier honestly."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import classification_report, confusion_matrix, f1_score
+from tqdm.std import tqdm
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+def _retryable(error: Exception) -> bool:
+    if getattr(error, "status_code", None) in RETRY_STATUSES:
+        return True
+    name = type(error).__name__
+    return name in {"ConnectError", "ReadTimeout", "ConnectTimeout", "RemoteProtocolError"}
+
+
+def classify_all(
+    client,
+    model: str,
+    texts: Sequence[str],
+    batch_size: int = 64,
+    retries: int = 5,
+    backoff_seconds: float = 1.0,
+    progress: bool = True,
+) -> list[dict]:
+    """``client.classifiers.classify`` over all ``texts`` in batches, with retries.
+
+    429 and 5xx answers and dropped connections are retried with exponential back-off (the
+    SDK itself does not retry by default); other errors are raised at once. Returns one
+    ``{target: {label: score}}`` dict per text, in order.
+    """
+    results: list[dict] = []
+    batches = range(0, len(texts), batch_size)
+    bar = tqdm(total=len(texts), unit="utt", file=sys.stdout, disable=not progress,
+               mininterval=1.0, dynamic_ncols=True)
+    try:
+        for start in batches:
+            batch = list(texts[start:start + batch_size])
+            for attempt in range(retries + 1):
+                try:
+                    response = client.classifiers.classify(model=model, inputs=batch)
+                    break
+                except Exception as error:
+                    if attempt == retries or not _retryable(error):
+                        raise
+                    time.sleep(backoff_seconds * 2**attempt)
+            for item in response.results:
+                results.append({target: dict(value.scores) for target, value in item.items()})
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    return results
+
+
+def predictions_frame(texts: Sequence[str], truth: Sequence[str], scores: Sequence[Mapping],
+                      target: str = "intent") -> pd.DataFrame:
+    """One row per utterance: true label, predicted label, confidence (top score), correct."""
+    rows = []
+    for text, true, result in zip(texts, truth, scores, strict=True):
+        label_scores = result[target]
+        predicted = max(label_scores, key=label_scores.get)
+        rows.append({"text": text, "true": true, "predicted": predicted,
+                     "confidence": float(label_scores[predicted])})
+    df = pd.DataFrame(rows)
+    df["correct"] = df["true"] == df["predicted"]
+    return df
+
+
+def summary_metrics(df: pd.DataFrame) -> dict:
+    return {
+        "accuracy": float(df["correct"].mean()),
+        "macro_f1": float(f1_score(df["true"], df["predicted"], average="macro", zero_division=0)),
+        "n_test": int(len(df)),
+    }
+
+
+def per_label_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Precision, recall, F1 and support per label, worst F1 first."""
+    labels = sorted(set(df["true"]) | set(df["predicted"]))
+    report = classification_report(df["true"], df["predicted"], labels=labels,
+                                   output_dict=True, zero_division=0)
+    table = pd.DataFrame({label: report[label] for label in labels}).T
+    table["support"] = table["support"].astype(int)
+    return table.sort_values(["f1-score", "support"]).round(3)
+
+
+def confusion(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    labels = sorted(set(df["true"]) | set(df["predicted"]))
+    return confusion_matrix(df["true"], df["predicted"], labels=labels), labels
+
+
+def confused_pairs(df: pd.DataFrame, top: int = 5, examples: int = 2) -> pd.DataFrame:
+    """The most frequent (true → predicted) mistakes, with example utterances."""
+    wrong = df[~df["correct"]]
+    if wrong.empty:
+        return pd.DataFrame(columns=["true", "predicted", "errors", "examples"])
+    pairs = (wrong.groupby(["true", "predicted"]).agg(errors=("text", "size"),
+                                                       examples=("text", list))
+             .reset_index().sort_values(["errors", "true", "predicted"],
+                                        ascending=[False, True, True]).head(top))
+    pairs["examples"] = pairs["examples"].map(lambda xs: " | ".join(sorted(xs)[:examples]))
+    return pairs.reset_index(drop=True)
+
+
+def threshold_table(df: pd.DataFrame, steps: int = 100) -> pd.DataFrame:
+    """For each confidence threshold: share of traffic at or above it, and accuracy there."""
+    rows = []
+    for threshold in np.linspace(0, 1, steps + 1)[:-1]:
+        routed = df[df["confidence"] >= threshold]
+        rows.append({"threshold": round(float(threshold), 4), "coverage": len(routed) / len(df),
+                     "accuracy": float(routed["correct"].mean()) if len(routed) else np.nan})
+    return pd.DataFrame(rows)
+
+
+def threshold_for_precision(df: pd.DataFrame, precision: float = 0.95) -> dict:
+    """The lowest threshold whose routed utterances are at least ``precision`` accurate."""
+    table = threshold_table(df, steps=1000)
+    ok = table[table["accuracy"] >= precision]
+    if ok.empty:
+        return {"precision": precision, "threshold": None, "coverage": 0.0}
+    best = ok.iloc[0]
+    return {"precision": precision, "threshold": float(best["threshold"]),
+            "coverage": float(best["coverage"]), "accuracy": float(best["accuracy"])}
