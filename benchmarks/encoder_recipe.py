@@ -30,10 +30,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import bench_data  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
-import bench_data  # noqa: E402
 from helpers.factory.trainers import encoder as enc_mod  # noqa: E402
 from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig  # noqa: E402
 from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder  # noqa: E402
@@ -135,6 +135,7 @@ def run_encoder(data, args) -> dict:
             **metrics(test_y, pred),
             "train_seconds": round(secs, 1),
             "prepare_seconds": meta["training"]["prepare_seconds"],
+            "frozen_pass_seconds": meta["training"]["frozen_pass_seconds"],
             "steps_seconds": meta["training"]["steps_seconds"],
             "load_before": la,
             "load_after": lb,

@@ -30,7 +30,7 @@ SPLITS = ("train", "validation", "test")
 DEFAULT_OUT = Path(__file__).resolve().parent / "massive_sample"
 EVAL_DIVISOR = 6  # validation and test each get round(train_rows / 6) rows per intent
 PREFIX_RATE, SUFFIX_RATE, LOWERCASE_RATE = 0.12, 0.06, 0.8
-ZIPF_OFFSET = 2  # template k of an intent is drawn with weight 1 / (k + 2): a long tail
+ZIPF_OFFSET = 4  # template k of an intent is drawn with weight 1 / (k + 4): a long tail
 
 _CHOICE = re.compile(r"\[([^\[\]]*)\]")
 _SLOT = re.compile(r"\{(\w+)\}")
@@ -78,7 +78,7 @@ def decorate(text: str, style: dict, rng: random.Random) -> str:
     r = rng.random()
     if r < (0.25 if question else 0.08):
         text += "?" if question else "."
-    elif r > 0.98:
+    elif r > 0.98 and not question:
         text += "!"
     if rng.random() < LOWERCASE_RATE:
         return text.lower()
@@ -111,7 +111,10 @@ def generate_intent(table, intent: str, taken: set[str], rng: random.Random) -> 
         ambiguous = pairs and rng.random() < table.STYLE["ambiguous_rate"]
         pool = rng.choice(pairs) if ambiguous else templates
         template = rng.choices(pool, cum_weights=_zipf(len(pool)))[0]
-        text = decorate(" ".join(expand(template, table.SLOTS, rng).split()), table.STYLE, rng)
+        text = " ".join(expand(template, table.SLOTS, rng).split())
+        for pattern, replacement in table.STYLE.get("fixes", ()):
+            text = re.sub(pattern, replacement, text)
+        text = decorate(text, table.STYLE, rng)
         key = dedupe_key(text)
         if key not in taken:
             taken.add(key)
@@ -177,18 +180,20 @@ def render_readme(rows: dict[str, list[dict]]) -> str:
         "",
         "The generator uses only the standard library and a fixed seed: the output is",
         "byte-identical on every run (`tests/test_sample_data.py` checks this). This README is",
-        "written by the generator too; edit `generate.py`, not this file.",
+        "written by the generator too: edit `generate.py` or `tables_*.py`, not this file.",
         "",
         "## Rows per split and language",
         "",
-        "| lang | " + " | ".join(SPLITS) + " |",
-        "| --- |" + " ---: |" * len(SPLITS),
+        "| lang | " + " | ".join(SPLITS) + " | intents | with >= 200 train rows |",
+        "| --- |" + " ---: |" * (len(SPLITS) + 2),
     ]
     for lang in langs:
         n = [sum(v for (la, _, s), v in counts.items() if la == lang and s == sp) for sp in SPLITS]
+        train = [v for (la, _, s), v in counts.items() if la == lang and s == "train"]
+        n += [len(train), sum(v >= 200 for v in train)]
         lines.append(f"| {lang} | " + " | ".join(str(x) for x in n) + " |")
     total = [len(rows[split]) for split in SPLITS]
-    lines += ["| all | " + " | ".join(str(x) for x in total) + " |", ""]
+    lines += ["| all | " + " | ".join(str(x) for x in total) + " | | |", ""]
     lines += [
         "## Intents (rows as train / validation / test)",
         "",

@@ -73,7 +73,8 @@ class Predictor(Protocol):
 class Trainer(Protocol):
     base_model: str  # the id served by GET /v1/models
     description: str
-    batch_size: int  # fixed and reported: a training step is one optimizer step on this many examples
+    # fixed and reported: a training step is one optimizer step on this many examples
+    batch_size: int
 
     def availability(self) -> tuple[bool, str]:
         """(True, "") when this machine can train the model, else (False, why not)."""
@@ -101,4 +102,4 @@ class Trainer(Protocol):
 
 
 MULTI_LABEL_THRESHOLD = 0.5
-"""Multi-label targets get independent sigmoid scores; a label is predicted when its score ≥ this."""
+"""Multi-label targets get independent sigmoid scores; a label applies when its score ≥ this."""

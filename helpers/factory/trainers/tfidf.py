@@ -188,7 +188,7 @@ def _lbfgs(
         alphas = []
         for s, y, rho in reversed(pairs):
             alpha = rho * float(s @ q)
-            q = q - alpha * y
+            q -= alpha * y
             alphas.append(alpha)
         if pairs:
             s, y, _ = pairs[-1]
@@ -232,7 +232,7 @@ class TfidfLogRegTrainer:
     )
     batch_size = 0  # full batch: every step sees every training example
     max_context_length = 8192
-    default_training_steps = 100
+    default_training_steps = 40  # converged on Banking77/CLINC150; more steps do not help
     default_learning_rate = 1.0  # unused by L-BFGS
     C = 10.0
     eval_every = 10

@@ -1,0 +1,134 @@
+"""Start (or find) the local Classifier Factory from a notebook: one service per data directory.
+
+``start_local_factory(data_dir)`` returns the base URL to pass to
+``Mistral(server_url=..., api_key="local")``. It reuses a running service recorded in
+``data_dir/server.json`` when ``/health`` answers for the same data directory; otherwise it runs
+``python -m helpers.factory serve`` in the background on a free port. That service exits when
+the process that started it exits (``--exit-with-parent``); all state is on disk, so the next
+kernel simply starts it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _health(url: str, data_dir: Path) -> dict | None:
+    """The /health answer of ``url`` if it serves ``data_dir``, else None."""
+    try:
+        response = httpx.get(f"{url}/health", timeout=2.0)
+        body = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    if response.status_code != 200 or not isinstance(body, dict):
+        return None
+    if Path(str(body.get("data_dir", ""))).resolve() != data_dir:
+        return None
+    return body
+
+
+def _recorded(data_dir: Path) -> dict | None:
+    try:
+        return json.loads((data_dir / "server.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def running_factory_url(data_dir: str | os.PathLike) -> str | None:
+    """The URL of a live service for ``data_dir``, if there is one."""
+    data_dir = Path(data_dir).expanduser().resolve()
+    record = _recorded(data_dir)
+    if record and record.get("url") and _health(record["url"], data_dir):
+        return record["url"]
+    return None
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def start_local_factory(
+    data_dir: str | os.PathLike,
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    timeout: float = 60,
+    api_key: str | None = None,
+) -> str:
+    """Return the base URL of the service for ``data_dir``, starting it if needed.
+
+    ``api_key`` (optional) makes the service require ``Authorization: Bearer <api_key>``; it is
+    passed through the environment, never on the command line.
+    """
+    data_dir = Path(data_dir).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = running_factory_url(data_dir)
+    if url:
+        return url
+    port = port or _free_port(host)
+    url = f"http://{host}:{port}"
+    env = {k: v for k, v in os.environ.items() if k != "FACTORY_API_KEY"}
+    if api_key:
+        env["FACTORY_API_KEY"] = api_key
+    cmd = [
+        sys.executable, "-m", "helpers.factory", "serve", "--host", host, "--port", str(port),
+        "--data-dir", str(data_dir), "--exit-with-parent", str(os.getpid()),
+    ]
+    stderr_path = data_dir / "server.stderr"
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = stderr_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the Classifier Factory exited at start-up:\n{tail}")
+        body = _health(url, data_dir)
+        if body and body.get("pid") == process.pid:
+            return url
+        time.sleep(0.2)
+    process.terminate()
+    raise TimeoutError(f"the Classifier Factory did not answer on {url} within {timeout} s; "
+                       f"see {data_dir / 'server.log'}")
+
+
+def stop_local_factory(data_dir: str | os.PathLike, timeout: float = 15) -> bool:
+    """Stop the service recorded for ``data_dir``; True if one was running."""
+    data_dir = Path(data_dir).expanduser().resolve()
+    record = _recorded(data_dir)
+    if not record or not record.get("url"):
+        return False
+    body = _health(record["url"], data_dir)
+    if not body or body.get("pid") != record.get("pid"):
+        return False
+    pid = int(body["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        try:  # reap it if it is our child
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                break
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    (data_dir / "server.json").unlink(missing_ok=True)
+    return True

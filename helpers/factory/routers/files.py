@@ -1,0 +1,103 @@
+"""``/v1/files``: upload (streamed to disk), list, retrieve, delete, download."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import uuid
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import FileResponse
+
+from ..app import Factory, FactoryDep
+from ..errors import NO_FILE, invalid, not_found
+from ..schemas import FileDeleted, FileList, FileOut, FileRetrieveOut
+from ..store import now
+from ..uploads import UploadParser
+
+router = APIRouter(tags=["files"])
+
+
+@router.post("/files", response_model=FileOut)
+async def upload_file(request: Request, factory: FactoryDep):
+    store = factory.store
+    limit = factory.settings.max_upload_bytes
+    file_id = str(uuid.uuid4())
+    partial = store.files_dir / f".{file_id}.part"
+    try:
+        parser = UploadParser(request.headers.get("content-type", ""), partial, limit)
+    except ValueError as exc:
+        raise invalid(["body"], str(exc)) from None
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)  # past the limit the rest of the body is read and dropped
+        parser.finish()
+    except Exception as exc:
+        parser.discard()
+        raise invalid(["body"], f"malformed multipart body: {exc}") from None
+    if parser.too_large:
+        raise HTTPException(
+            status_code=413,
+            detail=f"File too large: the limit is {limit / 1024 / 1024:g} MB per file.",
+        )
+    if not parser.got_file:
+        parser.discard()
+        raise HTTPException(
+            status_code=422,
+            detail=[{"type": "missing", "loc": ["body", "file"], "msg": "Field required",
+                     "input": None}],
+        )
+    os.replace(partial, store.file_path(file_id))
+    filename = parser.filename
+    guessed = "application/jsonl" if filename.endswith(".jsonl") else mimetypes.guess_type(
+        filename)[0]
+    record = store.add_file({
+        "id": file_id, "filename": filename, "bytes": parser.size, "created_at": now(),
+        "purpose": parser.fields.get("purpose") or "fine-tune", "sample_type": "instruct",
+        "source": "upload", "num_lines": parser.lines,
+        "mimetype": guessed or parser.part_type or "application/octet-stream",
+        "visibility": parser.fields.get("visibility") or "workspace",
+    })
+    return record
+
+
+@router.get("/files", response_model=FileList)
+def list_files(
+    factory: FactoryDep,
+    page: int = Query(0, ge=0),
+    page_size: int = Query(100, ge=1, le=10_000),
+    include_total: bool = True,
+    purpose: str | None = None,
+    search: str | None = None,
+):
+    rows, total = factory.store.list_files(page, page_size, purpose, search)
+    return {"data": rows, "object": "list", "total": total if include_total else None}
+
+
+def _file(factory: Factory, file_id: str) -> dict:
+    record = factory.store.get_file(file_id)
+    if record is None:
+        raise not_found(NO_FILE)
+    return record
+
+
+@router.get("/files/{file_id}", response_model=FileRetrieveOut)
+def retrieve_file(file_id: str, factory: FactoryDep):
+    return {**_file(factory, file_id), "deleted": False}
+
+
+@router.delete("/files/{file_id}", response_model=FileDeleted)
+def delete_file(file_id: str, factory: FactoryDep):
+    _file(factory, file_id)
+    factory.store.delete_file(file_id)
+    return {"id": file_id, "object": "file", "deleted": True}
+
+
+@router.get("/files/{file_id}/content", response_class=FileResponse)
+def download_file(file_id: str, factory: FactoryDep):
+    record = _file(factory, file_id)
+    path = factory.store.file_path(file_id)
+    if not path.exists():
+        raise not_found(NO_FILE)
+    return FileResponse(path, media_type="application/octet-stream",
+                        filename=record["filename"])

@@ -1,0 +1,251 @@
+"""Request and response bodies of the factory's REST API, mirroring Mistral's wire schema.
+
+See ``mistral-classifier-api.md`` (the project's wire contract): responses carry every field the
+``mistralai`` SDKs require, discriminators included (``job_type``, model ``type``), and unknown
+request fields are ignored like Mistral's API does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_CLASSIFY_INPUTS = 10_000
+
+JobStatus = Literal[
+    "QUEUED", "STARTED", "VALIDATING", "VALIDATED", "RUNNING", "FAILED_VALIDATION", "FAILED",
+    "SUCCESS", "CANCELLED", "CANCELLATION_REQUESTED",
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+class FileOut(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str | None
+    sample_type: str
+    source: str
+    num_lines: int | None = None
+    mimetype: str | None = None
+    signature: str | None = None
+    expires_at: int | None = None
+    visibility: str | None = None
+
+
+class FileRetrieveOut(FileOut):
+    deleted: bool = False
+
+
+class FileList(BaseModel):
+    data: list[FileOut]
+    object: Literal["list"] = "list"
+    total: int | None = None
+
+
+class FileDeleted(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: bool = True
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+
+class TrainingFileIn(_In):
+    file_id: str
+    weight: float = Field(1.0, gt=0)
+
+
+class HyperparametersIn(_In):
+    training_steps: int | None = Field(None, ge=1)
+    learning_rate: float | None = Field(None, ge=1e-8, le=1)
+    weight_decay: float | None = Field(None, ge=0, le=1)
+    warmup_fraction: float | None = Field(None, ge=0, le=1)
+    epochs: float | None = Field(None, gt=0)
+    seq_len: int | None = Field(None, ge=1)
+
+
+class WandbIntegrationIn(_In):
+    type: Literal["wandb"] = "wandb"
+    project: str = Field(min_length=1)
+    api_key: str = Field(min_length=1, repr=False)
+    name: str | None = None
+    run_name: str | None = None
+
+
+class ClassifierTargetIn(_In):
+    name: str
+    labels: list[str]
+    weight: float = Field(1.0, ge=0)
+    loss_function: Literal["single_class", "multi_class"] | None = None
+
+
+class JobCreate(_In):
+    model: str
+    hyperparameters: HyperparametersIn = Field(default_factory=HyperparametersIn)
+    training_files: list[TrainingFileIn] = Field(default_factory=list)
+    validation_files: list[str] | None = None
+    suffix: str | None = Field(None, max_length=18, pattern=r"^[a-zA-Z0-9_-]+$")
+    integrations: list[WandbIntegrationIn] | None = None
+    auto_start: bool = False
+    invalid_sample_skip_percentage: float = Field(0.0, ge=0, le=0.5)
+    job_type: Literal["classifier", "completion"] | None = None
+    classifier_targets: list[ClassifierTargetIn] | None = None
+
+
+class Hyperparameters(BaseModel):
+    training_steps: int | None = None
+    learning_rate: float | None = None
+    weight_decay: float | None = None
+    warmup_fraction: float | None = None
+    epochs: float | None = None
+    seq_len: int | None = None
+
+
+class WandbIntegrationOut(BaseModel):
+    type: Literal["wandb"] = "wandb"
+    project: str
+    name: str | None = None
+    run_name: str | None = None
+    url: str | None = None
+
+
+class JobMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow")  # e.g. training_examples
+
+    expected_duration_seconds: int | None = None
+    cost: float | None = 0.0
+    cost_currency: str | None = "EUR"
+    train_tokens_per_step: int | None = None
+    train_tokens: int | None = None
+    data_tokens: int | None = None
+    estimated_start_time: int | None = None
+
+
+class ClassifierTargetOut(BaseModel):
+    name: str
+    labels: list[str]
+    weight: float = 1.0
+    loss_function: Literal["single_class", "multi_class"]
+
+
+class Event(BaseModel):
+    name: str
+    created_at: int
+    data: dict[str, Any] | None = None
+
+
+class Checkpoint(BaseModel):
+    metrics: dict[str, float]
+    step_number: int
+    created_at: int
+
+
+class JobOut(BaseModel):
+    id: str
+    object: Literal["job"] = "job"
+    job_type: Literal["classifier"] = "classifier"
+    auto_start: bool
+    model: str
+    status: JobStatus
+    created_at: int
+    modified_at: int
+    training_files: list[str]
+    validation_files: list[str] | None = None
+    hyperparameters: Hyperparameters
+    fine_tuned_model: str | None = None
+    suffix: str | None = None
+    integrations: list[WandbIntegrationOut] | None = None
+    trained_tokens: int | None = None
+    metadata: JobMetadata | None = None
+    classifier_targets: list[ClassifierTargetOut] = Field(default_factory=list)
+
+
+class JobDetailsOut(JobOut):
+    events: list[Event] = Field(default_factory=list)
+    checkpoints: list[Checkpoint] = Field(default_factory=list)
+
+
+class JobList(BaseModel):
+    data: list[JobOut]
+    object: Literal["list"] = "list"
+    total: int
+
+
+# -- classification -----------------------------------------------------------------------------
+
+
+class ClassificationRequest(_In):
+    model: str
+    input: str | Annotated[list[str], Field(min_length=1, max_length=MAX_CLASSIFY_INPUTS)]
+    metadata: dict[str, Any] | None = None
+
+
+class TargetScores(BaseModel):
+    scores: dict[str, float]
+
+
+class ClassificationResponse(BaseModel):
+    id: str
+    model: str
+    results: list[dict[str, TargetScores]]
+
+
+# -- models -------------------------------------------------------------------------------------
+
+
+class ModelCapabilities(BaseModel):
+    completion_chat: bool = False
+    completion_fim: bool = False
+    function_calling: bool = False
+    fine_tuning: bool = False
+    vision: bool = False
+    classification: bool = True
+
+
+class _ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "local"
+    name: str | None = None
+    description: str | None = None
+    max_context_length: int
+    aliases: list[str] = Field(default_factory=list)
+    capabilities: ModelCapabilities
+
+
+class BaseModelCard(_ModelCard):
+    type: Literal["base"] = "base"
+
+
+class FTModelCard(_ModelCard):
+    type: Literal["fine-tuned"] = "fine-tuned"
+    job: str
+    root: str
+    archived: bool = False
+    classifier_targets: list[ClassifierTargetOut]
+
+
+ModelCard = Annotated[BaseModelCard | FTModelCard, Field(discriminator="type")]
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ModelDeleted(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    deleted: bool = True

@@ -1,0 +1,408 @@
+"""Background work: validating new jobs and training started ones, one at a time.
+
+Only one process per data directory runs the worker: it holds ``worker.lock`` (``fcntl.flock``).
+Other processes serving the same directory keep trying to take the lock every few seconds; until
+then they only serve requests (and enqueue jobs in SQLite, which the lock owner polls). Whoever
+takes the lock first marks jobs a previous process left half-done as FAILED (or CANCELLED).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import os
+import shutil
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..formatting import read_examples, validate_training_files
+from .store import Store
+from .trainers import Registry
+from .trainers.base import Cancelled, Example, StepReport, TargetSpec, TrainConfig
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted: the service restarted while this job was running"
+POLL_SECONDS = 1.0
+LOCK_RETRY_SECONDS = 2.0
+CANCEL_CHECK_SECONDS = 0.2
+MAX_PROBLEMS = 20
+CHECKPOINT_FRACTION = 0.1  # without validation data: a train-loss checkpoint every 10% of steps
+
+
+class ValidationFailed(Exception):
+    """The job's files or settings cannot be trained on; the message goes in the event."""
+
+
+def model_id(job: dict, workspace_id: str, when: float | None = None) -> str:
+    day = datetime.fromtimestamp(when or time.time(), tz=UTC).strftime("%Y%m%d")
+    parts = ["ft", "classifier", job["model"], workspace_id, day]
+    if job.get("suffix"):
+        parts.append(job["suffix"])
+    parts.append(job["id"][:8])
+    return ":".join(parts)
+
+
+class Worker:
+    def __init__(self, store: Store, registry: Registry):
+        self.store = store
+        self.registry = registry
+        self.owner = False
+        self._lock_file = None
+        self._stop = threading.Event()
+        self._wake = {"validate": threading.Event(), "train": threading.Event()}
+        self._threads: list[threading.Thread] = []
+        self._secrets: dict[str, str] = {}  # job id -> W&B key, in memory only
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        thread = threading.Thread(target=self._acquire_loop, name="factory-lock", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        for event in self._wake.values():
+            event.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+    def notify(self) -> None:
+        for event in self._wake.values():
+            event.set()
+
+    def remember_secret(self, job_id: str, api_key: str) -> None:
+        self._secrets[job_id] = api_key
+
+    def forget_secret(self, job_id: str) -> None:
+        self._secrets.pop(job_id, None)
+
+    def _acquire_loop(self) -> None:
+        lock_file = open(self.store.data_dir / "worker.lock", "a+")  # held for the process lifetime
+        while not self._stop.is_set():
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self._stop.wait(LOCK_RETRY_SECONDS)
+                continue
+            self._lock_file = lock_file
+            self.owner = True
+            log.info("worker lock acquired (pid %d)", os.getpid())
+            self.recover()
+            for name, target in (("validate", self._validate_next), ("train", self._train_next)):
+                thread = threading.Thread(
+                    target=self._loop, args=(name, target), name=f"factory-{name}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+            return
+        lock_file.close()
+
+    def _loop(self, name: str, step) -> None:
+        wake = self._wake[name]
+        while not self._stop.is_set():
+            try:
+                did_work = step()
+            except Exception:  # never let the worker die
+                log.exception("worker %s loop error", name)
+                did_work = False
+            if not did_work:
+                wake.wait(POLL_SECONDS)
+                wake.clear()
+
+    def recover(self) -> None:
+        """Mark jobs a previous process left half-done; remove unfinished model directories."""
+        stale = self.store.jobs_with_status(["RUNNING", "VALIDATING", "CANCELLATION_REQUESTED"])
+        stale += self.store.jobs_with_status(["QUEUED"], started=True)
+        for job in stale:
+            to = "CANCELLED" if job["status"] == "CANCELLATION_REQUESTED" else "FAILED"
+            if self.store.transition(job["id"], [job["status"]], to, event={"error": INTERRUPTED}):
+                log.warning("job %s was %s when the service stopped: %s", job["id"],
+                            job["status"], to)
+                shutil.rmtree(self.store.models_dir / job["id"], ignore_errors=True)
+        for tmp in self.store.models_dir.glob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _validate_next(self) -> bool:
+        jobs = self.store.jobs_with_status(["QUEUED"], started=False)
+        for job in jobs:
+            if self._stop.is_set():
+                break
+            self.validate(job)
+        return bool(jobs)
+
+    def validate(self, job: dict) -> None:
+        job_id = job["id"]
+        if not self.store.transition(job_id, ["QUEUED"], "VALIDATING"):
+            return
+        try:
+            fields, warnings = self._check(job)
+        except ValidationFailed as exc:
+            self.store.transition(job_id, ["VALIDATING"], "FAILED_VALIDATION",
+                                  event={"error": str(exc)})
+            self.forget_secret(job_id)
+            return
+        except Exception as exc:
+            log.exception("validation of job %s crashed", job_id)
+            self.store.transition(job_id, ["VALIDATING"], "FAILED_VALIDATION",
+                                  event={"error": f"validation error: {exc}"})
+            self.forget_secret(job_id)
+            return
+        event = {"warnings": warnings} if warnings else None
+        if not self.store.transition(job_id, ["VALIDATING"], "VALIDATED", event=event, **fields):
+            return
+        log.info("job %s validated", job_id)
+        if job["auto_start"]:
+            self.start_job(job_id)
+
+    def start_job(self, job_id: str) -> bool:
+        """VALIDATED -> QUEUED (for training); False if the job was not VALIDATED."""
+        if self.store.transition(job_id, ["VALIDATED"], "QUEUED", started=1):
+            self._wake["train"].set()
+            return True
+        return False
+
+    def _files(self, ids: list[str], kind: str) -> list[tuple[str, Path]]:
+        out = []
+        for file_id in ids:
+            record = self.store.get_file(file_id)
+            path = self.store.file_path(file_id)
+            if record is None or not path.exists():
+                raise ValidationFailed(f"{kind} file {file_id} does not exist (was it deleted?)")
+            out.append((record["filename"], path))
+        return out
+
+    def _check(self, job: dict) -> tuple[dict, list[str]]:
+        trainer = self.registry.get(job["model"])
+        if trainer is None:
+            raise ValidationFailed(f"base model {job['model']} is not available on this machine")
+        train_files = self._files(job["training_files"], "training")
+        valid_files = self._files(job["validation_files"] or [], "validation")
+        report = validate_training_files(train_files, valid_files or None)
+        if not report.ok:
+            raise ValidationFailed(_problems(report.errors))
+        targets = [
+            {"name": info.name, "labels": info.labels, "weight": 1.0,
+             "loss_function": "multi_class" if info.multi_label else "single_class"}
+            for info in report.targets.values()
+        ]
+        for requested in job["requested_targets"] or []:
+            match = next((t for t in targets if t["name"] == requested["name"]), None)
+            if match is None:
+                raise ValidationFailed(
+                    f"classifier target {requested['name']!r} does not appear in the training "
+                    f"data (targets found: {', '.join(t['name'] for t in targets)})"
+                )
+            match["weight"] = requested.get("weight", 1.0)
+
+        texts = [row["text"] for _, path in train_files for row in read_examples(path)]
+        n_train = len(texts)
+        data_tokens = sum(len(t.split()) for t in texts)
+        hp = dict(job["hyperparameters"])
+        batch = trainer.batch_size or n_train  # 0 = full batch
+        if hp.get("training_steps") is None:
+            hp["training_steps"] = max(1, math.ceil((hp.get("epochs") or 1.0) * n_train / batch))
+        hp["epochs"] = round(hp["training_steps"] * batch / n_train, 4)
+        per_step = max(1, round(data_tokens / n_train * batch))
+        config = TrainConfig(hp["training_steps"], hp["learning_rate"])
+        metadata = {
+            **job["metadata"],
+            "expected_duration_seconds": int(trainer.expected_seconds(n_train, config)),
+            "train_tokens_per_step": per_step,
+            "train_tokens": per_step * hp["training_steps"],
+            "data_tokens": data_tokens,
+            "training_examples": n_train,
+            "validation_examples": sum(len(read_examples(path)) for _, path in valid_files),
+        }
+        warnings = [str(p) for p in report.warnings[:MAX_PROBLEMS]]
+        fields = {"classifier_targets": targets, "hyperparameters": hp, "metadata": metadata}
+        return fields, warnings
+
+    # -- training ----------------------------------------------------------------------------
+
+    def _train_next(self) -> bool:
+        jobs = self.store.jobs_with_status(["QUEUED"], started=True)
+        if not jobs:
+            return False
+        self.train(jobs[0])
+        return True
+
+    def train(self, job: dict) -> None:
+        job_id = job["id"]
+        api_key = self._secrets.pop(job_id, None)
+        run = None
+        integrations = job["integrations"]
+        if integrations and api_key:
+            run = _wandb_run(job, api_key)
+            if run is not None:
+                integrations = [{**integrations[0], "url": run.url}, *integrations[1:]]
+        if not self.store.transition(job_id, ["QUEUED"], "RUNNING", integrations=integrations):
+            _finish(run)
+            return
+        log.info("job %s running (%s)", job_id, job["model"])
+        tmp = self.store.models_dir / f".tmp-{job_id}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        progress = _Progress(self.store, job_id, run, bool(job["validation_files"]))
+        try:
+            trainer = self.registry.get(job["model"])
+            if trainer is None:
+                raise RuntimeError(f"base model {job['model']} is not available on this machine")
+            train, valid, targets, config = self._training_inputs(job)
+            trainer.train(train, valid, targets, config, tmp, progress)
+            progress.finish()
+        except Cancelled:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.store.transition(job_id, ["CANCELLATION_REQUESTED", "RUNNING"], "CANCELLED")
+            log.info("job %s cancelled", job_id)
+            return
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.store.transition(job_id, ["RUNNING", "CANCELLATION_REQUESTED"], "FAILED",
+                                  event={"error": f"training failed: {type(exc).__name__}: {exc}"})
+            return
+        finally:
+            _finish(run)
+        self._publish(job, tmp, progress)
+
+    def _training_inputs(self, job: dict):
+        def examples(ids: list[str]) -> list[Example]:
+            return [
+                Example(row["text"], row["labels"])
+                for file_id in ids
+                for row in read_examples(self.store.file_path(file_id))
+            ]
+
+        hp = job["hyperparameters"]
+        targets = [
+            TargetSpec(t["name"], list(t["labels"]), t["loss_function"] == "multi_class")
+            for t in job["classifier_targets"]
+        ]
+        config = TrainConfig(
+            training_steps=hp["training_steps"], learning_rate=hp["learning_rate"],
+            weight_decay=hp["weight_decay"], warmup_fraction=hp["warmup_fraction"],
+        )
+        valid = examples(job["validation_files"]) if job["validation_files"] else None
+        return examples(job["training_files"]), valid, targets, config
+
+    def _publish(self, job: dict, tmp: Path, progress: _Progress) -> None:
+        """Move the trained model into place and mark the job SUCCESS (unless cancelled)."""
+        job_id = job["id"]
+        final = self.store.models_dir / job_id
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        ft_id = model_id(job, self.store.workspace_id)
+        steps = progress.last.step if progress.last else job["hyperparameters"]["training_steps"]
+        per_step = job["metadata"].get("train_tokens_per_step") or 0
+        record = {
+            "id": ft_id, "job_id": job_id, "root": job["model"], "created": int(time.time()),
+            "classifier_targets": job["classifier_targets"], "path": f"models/{job_id}",
+        }
+        ok = self.store.transition(
+            job_id, ["RUNNING"], "SUCCESS", fine_tuned_model=ft_id,
+            trained_tokens=per_step * steps,
+            extra_statements=[self.store.model_insert_sql(record)],
+        )
+        if ok:
+            log.info("job %s succeeded: %s", job_id, ft_id)
+            return
+        shutil.rmtree(final, ignore_errors=True)
+        self.store.transition(job_id, ["CANCELLATION_REQUESTED"], "CANCELLED")
+
+
+def _problems(problems: list, limit: int = MAX_PROBLEMS) -> str:
+    """The validator's problems, one per line ("file, line N, field 'x': reason")."""
+    lines = [str(p) for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"... and {len(problems) - limit} more")
+    return "\n".join(lines)
+
+
+class _Progress:
+    """The trainer's ``on_step``: checkpoints, W&B logging and cancellation checks.
+
+    A checkpoint is recorded on every evaluation step (the trainer reported validation
+    metrics) and on the final step; without validation data, every tenth of the steps instead,
+    so the training-loss curve can still be followed.
+    """
+
+    def __init__(self, store: Store, job_id: str, run, has_validation: bool):
+        self.store = store
+        self.job_id = job_id
+        self.run = run
+        self.has_validation = has_validation
+        self.last: StepReport | None = None
+        self._saved = False
+        self._checked = 0.0
+
+    def __call__(self, report: StepReport) -> None:
+        self.last = report
+        self._saved = False
+        every = max(1, round(report.total_steps * CHECKPOINT_FRACTION))
+        if report.valid_loss is not None or (
+            not self.has_validation and report.step % every == 0
+        ):
+            self._save(report)
+        if self.run is not None:
+            metrics = {"train_loss": report.train_loss}
+            if report.valid_loss is not None:
+                metrics.update(valid_loss=report.valid_loss, valid_accuracy=report.valid_accuracy)
+            try:
+                self.run.log(metrics, step=report.step)
+            except Exception as exc:  # W&B trouble must not fail the job
+                log.warning("W&B logging failed: %s", type(exc).__name__)
+                self.run = None
+        if time.monotonic() - self._checked >= CANCEL_CHECK_SECONDS:
+            self._checked = time.monotonic()
+            job = self.store.get_job(self.job_id)
+            if job is None or job["status"] != "RUNNING":
+                raise Cancelled()
+
+    def finish(self) -> None:
+        if self.last is not None and not self._saved:
+            self._save(self.last)
+
+    def _save(self, report: StepReport) -> None:
+        metrics = {"train_loss": float(report.train_loss)}
+        if report.valid_loss is not None:
+            metrics["valid_loss"] = float(report.valid_loss)
+            metrics["valid_mean_token_accuracy"] = float(report.valid_accuracy or 0.0)
+        self.store.add_checkpoint(self.job_id, report.step, metrics)
+        self._saved = True
+
+
+def _wandb_run(job: dict, api_key: str):
+    """A W&B run when ``wandb`` is importable; the key is passed in memory, never stored."""
+    try:
+        import wandb
+    except ImportError:
+        return None
+    integration = job["integrations"][0]
+    try:
+        return wandb.init(
+            project=integration["project"],
+            name=integration.get("run_name") or integration.get("name"),
+            config={"job_id": job["id"], "model": job["model"], **job["hyperparameters"]},
+            settings=wandb.Settings(api_key=api_key),
+            reinit=True,
+        )
+    except Exception as exc:
+        log.warning("W&B run for job %s not started: %s", job["id"], type(exc).__name__)
+        return None
+
+
+def _finish(run) -> None:
+    if run is not None:
+        try:
+            run.finish()
+        except Exception as exc:
+            log.warning("W&B finish failed: %s", type(exc).__name__)
