@@ -143,8 +143,15 @@ def run_encoder(data, args) -> dict:
             "max_length": meta["max_length"],
             "final_valid_accuracy": reports[-1].valid_accuracy if reports else None,
         }
+        row["precision"] = predictor.precision
+        if predictor.precision != "fp32":
+            fp32 = enc_mod.EncoderPredictor.load(Path(tmp), precision="fp32")
+            p32 = [max(s["intent"], key=s["intent"].get) for s in fp32.predict(test_x)]
+            row["fp32"] = metrics(test_y, p32)
         if not args.no_speed:
             row.update(speed(predictor, test_x))
+            if predictor.precision != "fp32":
+                row["fp32"].update(speed(fp32, test_x))
     return row
 
 

@@ -183,11 +183,11 @@ def iter_lines(arg: FileArg, problems: list[Problem]) -> Iterator[tuple[int, dic
         except json.JSONDecodeError as exc:
             if is_last and not ends_with_newline:
                 message = (
-                    f"the last line is incomplete ({exc.msg} at column {exc.colno}); "
+                    f"the last line is incomplete (column {exc.colno}: {exc.msg}); "
                     "was the file cut off while writing?"
                 )
             else:
-                message = f"invalid JSON: {exc.msg} at column {exc.colno}"
+                message = f"invalid JSON at column {exc.colno}: {exc.msg}"
             problems.append(Problem(name, number, None, message))
             continue
         if not isinstance(obj, dict):

@@ -31,8 +31,9 @@ def outputs_text(nb) -> str:
 
 
 def last_result(nb):
-    """The value of the notebook's final "results" cell, evaluated back into Python."""
+    """The value shown by the notebook's last result cell, evaluated back into Python."""
     import ast
 
-    cells = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("results")]
-    return ast.literal_eval(cells[-1].outputs[-1]["data"]["text/plain"])
+    results = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+               if o.output_type == "execute_result"]
+    return ast.literal_eval(results[-1]["data"]["text/plain"])

@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key or os.environ.get("FACTORY_API_KEY") or None,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         url=f"http://{args.host}:{args.port}",
+        parent_pid=args.exit_with_parent,
     )
     config = uvicorn.Config(
         create_app(settings), host=args.host, port=args.port, log_config=None,

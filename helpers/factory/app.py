@@ -35,6 +35,7 @@ class Settings:
     api_key: str | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
     url: str | None = None  # recorded in server.json for the launcher
+    parent_pid: int | None = None  # --exit-with-parent: the service exits soon after it does
 
 
 class Factory:
@@ -110,7 +111,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     @app.get("/health")
     def health():
         return {"status": "ok", "data_dir": str(settings.data_dir), "pid": os.getpid(),
-                "worker": factory.worker.owner}
+                "parent_pid": settings.parent_pid, "worker": factory.worker.owner}
 
     auth = [Depends(require_key)]
     for module in (files, jobs, classifications, models):

@@ -33,7 +33,20 @@ def _health(url: str, data_dir: Path) -> dict | None:
         return None
     if Path(str(body.get("data_dir", ""))).resolve() != data_dir:
         return None
+    parent = body.get("parent_pid")
+    if parent and not _alive(int(parent)):
+        return None  # its parent is gone, so it is about to exit: do not reuse it
     return body
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _recorded(data_dir: Path) -> dict | None:

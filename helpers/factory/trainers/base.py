@@ -74,6 +74,7 @@ class Trainer(Protocol):
     base_model: str  # the id served by GET /v1/models
     description: str
     # fixed and reported: a training step is one optimizer step on this many examples
+    # (0 = full batch: every step sees every training example)
     batch_size: int
 
     def availability(self) -> tuple[bool, str]:

@@ -559,11 +559,37 @@ class EncoderTrainer:
         (out_dir / "classifier.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def bf16_is_fast() -> bool:
+    """True when the CPU has native bfloat16 matrix support (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
+def _resolve_precision(precision: str | None) -> str:
+    precision = (precision or os.environ.get("FACTORY_ENCODER_PRECISION") or "auto").lower()
+    if precision not in {"auto", "fp32", "bf16"}:
+        raise ValueError(f"unknown precision {precision!r} (auto, fp32 or bf16)")
+    if precision == "auto":
+        return "bf16" if bf16_is_fast() else "fp32"
+    return precision
+
+
 class EncoderPredictor:
-    """A loaded encoder classifier; ``predict`` is thread-safe (one forward pass at a time)."""
+    """A loaded encoder classifier; ``predict`` is thread-safe (one forward pass at a time).
+
+    Inference pads each batch of ``batch_size`` length-sorted texts to its longest text. With
+    ``precision="auto"`` (the default; env ``FACTORY_ENCODER_PRECISION`` overrides) the encoder's
+    transformer layers run under bfloat16 autocast when the CPU has native bfloat16 support
+    (about 3x faster on AVX512-BF16 CPUs; pooling and heads stay float32); otherwise float32.
+    Scores are deterministic for a given precision; bf16 scores differ from fp32 by ~1e-3.
+    """
 
     def __init__(self, enc: _Encoder, heads: nn.ModuleList, tokenizer, targets: list[TargetSpec],
-                 max_length: int, batch_size: int = PREDICT_BATCH) -> None:
+                 max_length: int, batch_size: int = PREDICT_BATCH,
+                 precision: str | None = None) -> None:
+        self.precision = _resolve_precision(precision)
         self.enc = enc.eval()
         self.heads = heads.eval()
         self.tokenizer = tokenizer
@@ -574,7 +600,7 @@ class EncoderPredictor:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: Path) -> EncoderPredictor:
+    def load(cls, model_dir: Path, precision: str | None = None) -> EncoderPredictor:
         from safetensors.torch import load_file
         from transformers import AutoConfig
 
@@ -598,7 +624,8 @@ class EncoderPredictor:
                 head.weight.copy_(w)
                 head.bias.copy_(b)
             heads.append(head)
-        return cls(enc, heads, _load_tokenizer(model_dir), targets, int(meta["max_length"]))
+        return cls(enc, heads, _load_tokenizer(model_dir), targets, int(meta["max_length"]),
+                   precision=precision)
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, dict[str, float]]]:
         texts = list(texts)
@@ -611,7 +638,10 @@ class EncoderPredictor:
             for s in range(0, len(order), self.batch_size):
                 idx = order[s : s + self.batch_size]
                 input_ids, mask = _pad([ids[i] for i in idx], self.pad_id)
-                pooled = self.enc(input_ids, mask)
+                with torch.autocast("cpu", dtype=torch.bfloat16,
+                                    enabled=self.precision == "bf16"):
+                    hidden = self.enc.bottom(input_ids, mask, len(self.enc.layers))
+                pooled = self.enc.pool(hidden.float(), mask)
                 for k, (t, head) in enumerate(zip(self.targets, self.heads, strict=True)):
                     z = head(pooled)
                     p = torch.sigmoid(z) if t.multi_label else torch.softmax(z, dim=-1)
