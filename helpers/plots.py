@@ -1,4 +1,8 @@
-"""Plots used by the notebooks. Each returns the matplotlib Figure it drew."""
+"""Plots used by the notebooks. Each returns the matplotlib Figure it drew.
+
+Figures are closed before they are returned, so a notebook shows each exactly once: as the
+value of the cell (``plots.loss_curves(...)`` on the last line) or with ``display(fig)``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,12 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+
+def _finish(fig):
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
 
 
 def label_distribution(frames: Mapping[str, pd.DataFrame], column: str = "label_text"):
@@ -20,8 +30,7 @@ def label_distribution(frames: Mapping[str, pd.DataFrame], column: str = "label_
         ax.set_title(f"Label distribution: {name} ({len(df):,} rows)")
         ax.set_ylabel("rows")
         ax.tick_params(axis="x", rotation=75)
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
 def length_distribution(frames: Mapping[str, pd.DataFrame], column: str = "text"):
@@ -35,8 +44,7 @@ def length_distribution(frames: Mapping[str, pd.DataFrame], column: str = "text"
     ax.set_ylabel("share of rows")
     ax.set_title("Utterance length")
     ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
 def loss_curves(checkpoints: Sequence[Mapping]):
@@ -53,8 +61,7 @@ def loss_curves(checkpoints: Sequence[Mapping]):
     ax.set_ylabel("loss")
     ax.set_title("Training and validation loss")
     ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
 def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], normalize: bool = True):
@@ -74,8 +81,7 @@ def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], normalize: bool 
     ax.set_ylabel("true intent")
     ax.set_title("Confusion matrix (colour: share of the true intent's rows)")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
 def confidence_histogram(confidence: Sequence[float], correct: Sequence[bool]):
@@ -90,8 +96,7 @@ def confidence_histogram(confidence: Sequence[float], correct: Sequence[bool]):
     ax.set_yscale("log")
     ax.set_title("How sure is the classifier when it is right, and when it is wrong?")
     ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
 def threshold_curve(table: pd.DataFrame, target_precision: float | None = None):
@@ -106,8 +111,7 @@ def threshold_curve(table: pd.DataFrame, target_precision: float | None = None):
     ax.set_ylim(0, 1.02)
     ax.set_title("Route automatically above a threshold, send the rest to a person")
     ax.legend(loc="lower left")
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
 def metric_bars(values: Mapping[str, float], title: str, xlabel: str = "accuracy"):
@@ -121,5 +125,4 @@ def metric_bars(values: Mapping[str, float], title: str, xlabel: str = "accuracy
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.invert_yaxis()
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
