@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from .app import DEFAULT_MAX_UPLOAD_MB, Settings, create_app
+from .launcher import pid_alive
 
 PARENT_POLL_SECONDS = 2.0
 
@@ -20,13 +21,7 @@ PARENT_POLL_SECONDS = 2.0
 def _parent_alive(pid: int, original_ppid: int) -> bool:
     if pid == original_ppid and os.getppid() != original_ppid:
         return False  # we were re-parented: the parent is gone
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+    return pid_alive(pid)
 
 
 def _exit_with_parent(server: uvicorn.Server, pid: int) -> None:

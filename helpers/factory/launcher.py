@@ -34,12 +34,12 @@ def _health(url: str, data_dir: Path) -> dict | None:
     if Path(str(body.get("data_dir", ""))).resolve() != data_dir:
         return None
     parent = body.get("parent_pid")
-    if parent and not _alive(int(parent)):
+    if parent and not pid_alive(int(parent)):
         return None  # its parent is gone, so it is about to exit: do not reuse it
     return body
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
