@@ -5,7 +5,6 @@ import os
 from unittest import mock
 
 import pytest
-
 from notebook_runner import last_result, outputs_text, run_notebook
 
 FAKE_KEYS = {"MISTRAL_API_KEY": "mk-TESTKEY-7f3a9c2e51d84b6fa0c3e9d1b2a4f6e8",
