@@ -84,6 +84,8 @@ def _load_hub(split: str) -> tuple[pd.DataFrame, str]:
     reason = None
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
         reason = "HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set"
+    elif (unreachable := _hub_unreachable()) is not None:
+        reason = unreachable
     else:
         try:
             from datasets import load_dataset
@@ -102,6 +104,18 @@ def _load_hub(split: str) -> tuple[pd.DataFrame, str]:
         f"{banner}"
     )
     return _read_folder(sample_dir(), split), "bundled sample (offline fallback for the hub)"
+
+
+def _hub_unreachable(timeout: float = 5.0) -> str | None:
+    """Why the hub cannot be reached, or None; fails in seconds, not the library's retries."""
+    import httpx
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    try:
+        httpx.head(endpoint, timeout=timeout, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        return f"{endpoint} unreachable: {type(exc).__name__}"
+    return None
 
 
 def _read_folder(folder: Path, split: str) -> pd.DataFrame:

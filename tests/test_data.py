@@ -126,3 +126,20 @@ def test_duplicate_report_finds_leakage():
     assert report.to_dict("records") == [{"text": "Hello there", "copies": 2,
                                           "splits": "train+test", "kind": "across splits",
                                           "labels": "x"}]
+
+
+def test_unreachable_hub_falls_back_within_seconds(monkeypatch, capsys):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a local port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    start = time.monotonic()
+    splits = data.load_splits(data.HUB_ID)
+    assert time.monotonic() - start < 10
+    assert "offline fallback" in splits.source
+    assert f"http://127.0.0.1:{port} unreachable: ConnectError" in capsys.readouterr().out
