@@ -55,11 +55,3 @@ def get_secret(name: str, prompt: bool = True) -> str | None:
         return value or None
     return None
 
-
-def describe(name: str) -> str:
-    """Where a secret would come from — safe to print, never shows the value."""
-    if os.environ.get(name):
-        return f"{name}: set in the environment"
-    if _from_colab(name):
-        return f"{name}: found in Colab secrets"
-    return f"{name}: not set"
