@@ -145,10 +145,14 @@ class Store:
         if search:
             where.append("instr(lower(filename), lower(?)) > 0")
             params.append(search)
+        return self._page("files", where, params, page, page_size)
+
+    def _page(self, table: str, where: list[str], params: list, page: int, page_size: int):
+        """One page of ``table`` rows matching ``where``, newest first, and the total count."""
         clause = " AND ".join(where)
-        total = self._one(f"SELECT count(*) AS n FROM files WHERE {clause}", params)["n"]
+        total = self._one(f"SELECT count(*) AS n FROM {table} WHERE {clause}", params)["n"]
         rows = self._all(
-            f"SELECT * FROM files WHERE {clause} ORDER BY created_at DESC, rowid DESC "
+            f"SELECT * FROM {table} WHERE {clause} ORDER BY created_at DESC, rowid DESC "
             "LIMIT ? OFFSET ?",
             [*params, page_size, page * page_size],
         )
@@ -193,14 +197,7 @@ class Store:
         if created_before is not None:
             where.append("created_at<=?")
             params.append(created_before)
-        clause = " AND ".join(where)
-        total = self._one(f"SELECT count(*) AS n FROM jobs WHERE {clause}", params)["n"]
-        rows = self._all(
-            f"SELECT * FROM jobs WHERE {clause} ORDER BY created_at DESC, rowid DESC "
-            "LIMIT ? OFFSET ?",
-            [*params, page_size, page * page_size],
-        )
-        return rows, total
+        return self._page("jobs", where, params, page, page_size)
 
     def jobs_with_status(self, statuses: Iterable[str], started: bool | None = None) -> list[dict]:
         statuses = list(statuses)
