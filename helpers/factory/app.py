@@ -74,7 +74,7 @@ def _server_json(factory: Factory) -> Path:
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
-    from .routers import classifications, files, jobs, models
+    from .routers import classifications, embeddings, files, jobs, models
 
     factory = Factory(settings, registry)
 
@@ -114,6 +114,6 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
                 "parent_pid": settings.parent_pid, "worker": factory.worker.owner}
 
     auth = [Depends(require_key)]
-    for module in (files, jobs, classifications, models):
+    for module in (files, jobs, classifications, embeddings, models):
         app.include_router(module.router, prefix="/v1", dependencies=auth)
     return app

@@ -249,3 +249,37 @@ class ModelDeleted(BaseModel):
     id: str
     object: Literal["model"] = "model"
     deleted: bool = True
+
+
+# -- embeddings ---------------------------------------------------------------------------------
+
+MAX_EMBED_INPUTS = MAX_CLASSIFY_INPUTS
+
+
+class EmbeddingRequest(_In):
+    model: str
+    input: str | Annotated[list[str], Field(min_length=1, max_length=MAX_EMBED_INPUTS)]
+    metadata: dict[str, Any] | None = None
+    output_dimension: int | None = Field(None, ge=1)
+    output_dtype: Literal["float", "int8", "uint8", "binary", "ubinary"] | None = None
+    encoding_format: Literal["float", "base64"] | None = None
+
+
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    embedding: list[float]
+    index: int
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int = 0
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    id: str
+    object: Literal["list"] = "list"
+    model: str
+    data: list[EmbeddingData]
+    usage: EmbeddingUsage

@@ -1,0 +1,83 @@
+"""``POST /v1/embeddings``: the sentence vector of a base encoder or a fine-tuned encoder classifier.
+
+The vector is the one the classification heads read: mean pooling over the tokens, then L2
+normalisation (unit length, so a dot product is the cosine similarity). ``input`` is a string or
+a non-empty list of at most ``MAX_EMBED_INPUTS`` strings. Differences from Mistral's endpoint
+(see the README's service section): only ``float`` vectors in JSON (``output_dtype`` other than
+``float`` and ``encoding_format="base64"`` are refused with 422), ``output_dimension`` must be
+the model's own dimension, and TF-IDF models have no embeddings (422).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from ..app import FactoryDep
+from ..errors import NO_MODEL, conflict, invalid, not_found
+from ..predictors import ModelUnavailable
+from ..schemas import EmbeddingRequest, EmbeddingResponse
+
+router = APIRouter(tags=["embeddings"])
+
+
+def _no_embeddings(model: str, root: str) -> Exception:
+    return invalid(
+        ["body", "model"],
+        f"{model} is a {root} model: TF-IDF features are not a sentence embedding, so it has "
+        "no embeddings; use an encoder (e.g. minilm-l6-v2) or a classifier fine-tuned from one",
+        model,
+    )
+
+
+def _encoder_for(body: EmbeddingRequest, factory):
+    """The loaded encoder (a predictor) for ``body.model``, or an HTTP error."""
+    from ..trainers.embeddings import load_base_encoder, supports_embeddings
+
+    model = factory.store.get_model(body.model)
+    if model is not None:
+        try:
+            predictor = factory.predictors.get(model).predictor
+        except ModelUnavailable as exc:
+            raise conflict(str(exc)) from None
+        if not supports_embeddings(predictor):
+            raise _no_embeddings(body.model, model["root"])
+        return predictor
+    trainer = factory.registry.get(body.model)
+    if trainer is None:
+        raise not_found(NO_MODEL)
+    name = getattr(trainer, "model_name", None)
+    if name is None:  # tfidf-logreg
+        raise _no_embeddings(body.model, getattr(trainer, "base_model", body.model))
+    return load_base_encoder(name)
+
+
+@router.post("/embeddings", response_model=EmbeddingResponse)
+def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
+    from ..trainers.embeddings import embed
+
+    if body.output_dtype not in (None, "float"):
+        raise invalid(["body", "output_dtype"],
+                      "only output_dtype 'float' is supported by the local service",
+                      body.output_dtype)
+    if body.encoding_format not in (None, "float"):
+        raise invalid(["body", "encoding_format"],
+                      "only encoding_format 'float' is supported by the local service",
+                      body.encoding_format)
+    predictor = _encoder_for(body, factory)
+    dim = predictor.enc.model.config.hidden_size
+    if body.output_dimension is not None and body.output_dimension != dim:
+        raise invalid(["body", "output_dimension"],
+                      f"{body.model} has {dim}-dimensional embeddings; omit output_dimension "
+                      f"or set it to {dim}", body.output_dimension)
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    vectors, n_tokens = embed(predictor, texts)
+    return {
+        "id": uuid.uuid4().hex,
+        "object": "list",
+        "model": body.model,
+        "data": [{"object": "embedding", "embedding": v, "index": i}
+                 for i, v in enumerate(vectors.tolist())],
+        "usage": {"prompt_tokens": n_tokens, "completion_tokens": 0, "total_tokens": n_tokens},
+    }

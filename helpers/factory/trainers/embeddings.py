@@ -1,0 +1,75 @@
+"""Sentence embeddings from encoder models: the pooled vector the classification heads read.
+
+:func:`embed` runs a loaded :class:`~.encoder.EncoderPredictor` (a fine-tuned encoder
+classifier) or a base encoder from :func:`load_base_encoder` up to the pooling step — mean
+pooling over the tokens, then L2 normalisation, exactly as training and ``predict`` do — and
+returns one unit-length vector per text. TF-IDF models have no such vector.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from contextlib import nullcontext
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from .encoder import MAX_LENGTH, EncoderPredictor, _Encoder, _load_tokenizer, _pad, \
+    _pretrained_encoder
+from .models import resolve_encoder
+
+
+class NoEmbeddings(ValueError):
+    """The model has no sentence encoder (e.g. TF-IDF), so it has no embeddings."""
+
+
+def supports_embeddings(predictor) -> bool:
+    return isinstance(predictor, EncoderPredictor)
+
+
+_base_lock = threading.Lock()
+
+
+@lru_cache(maxsize=2)
+def _load_base(model_name: str) -> EncoderPredictor:
+    path = resolve_encoder(model_name)
+    if path is None:
+        raise NoEmbeddings(f"the encoder {model_name} is not available offline on this machine")
+    enc = _Encoder(_pretrained_encoder(path))
+    return EncoderPredictor(enc, nn.ModuleList(), _load_tokenizer(path), [], MAX_LENGTH)
+
+
+def load_base_encoder(model_name: str) -> EncoderPredictor:
+    """The pretrained encoder ``model_name`` (a Hugging Face name) without heads; cached."""
+    with _base_lock:
+        return _load_base(model_name)
+
+
+def embed(predictor, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+    """``(vectors, n_tokens)``: one L2-normalised mean-pooled float32 row per text.
+
+    ``n_tokens`` counts the tokens the encoder read (after truncation to its max length).
+    """
+    if not supports_embeddings(predictor):
+        raise NoEmbeddings(f"{type(predictor).__name__} has no sentence encoder")
+    texts = list(texts)
+    enc = predictor.enc
+    dim = enc.model.config.hidden_size
+    if not texts:
+        return np.zeros((0, dim), dtype=np.float32), 0
+    device = next(enc.parameters()).device
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    with getattr(predictor, "_lock", nullcontext()), torch.inference_mode():
+        ids = predictor.tokenizer(texts, truncation=True,
+                                  max_length=predictor.max_length)["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for s in range(0, len(order), predictor.batch_size):
+            idx = order[s : s + predictor.batch_size]
+            input_ids, mask = _pad([ids[i] for i in idx], predictor.pad_id)
+            input_ids, mask = input_ids.to(device), mask.to(device)
+            hidden = enc.bottom(input_ids, mask, len(enc.layers))
+            out[idx] = enc.pool(hidden.float(), mask).cpu().numpy()
+    return out, sum(len(x) for x in ids)
