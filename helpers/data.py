@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 HUB_ID = "mteb/amazon_massive_intent"
+HUB_REPO = HUB_ID  # where the hub id is downloaded from (tests point it at a local copy)
 SAMPLE = "sample"
 SPLITS = ("train", "validation", "test")
 COLUMNS = ["text", "label_text"]
@@ -52,18 +53,21 @@ def scenario_of(label_text: str) -> str:
     return label_text.split("_", 1)[0]
 
 
-def load_raw(data_source: str = HUB_ID, split: str = "train") -> tuple[pd.DataFrame, str]:
+def load_raw(data_source: str = HUB_ID, split: str = "train",
+             lang: str | None = None) -> tuple[pd.DataFrame, str]:
     """One split of the source as a DataFrame in the mteb schema, plus a description.
 
     ``data_source`` is the hub id, ``"sample"`` (the bundled offline sample), or a local
     folder with ``train/validation/test`` as ``.jsonl``/``.parquet``, or a single such file
     (its ``split`` column is used when present, else all rows count as ``train``).
-    When the hub cannot be reached, the hub id falls back to the bundled sample and says so.
+    From the hub, ``lang`` downloads only that language's config (see :func:`_download`);
+    the other sources are returned whole. When the hub cannot be reached, the hub id falls
+    back to the bundled sample and says so.
     """
     if data_source == SAMPLE:
         return _read_folder(sample_dir(), split), "bundled offline sample"
     if data_source == HUB_ID:
-        return _load_hub(split)
+        return _load_hub(split, lang)
     path = Path(data_source).expanduser()
     if path.is_dir():
         return _read_folder(path, split), f"local folder {path}"
@@ -80,7 +84,7 @@ def load_raw(data_source: str = HUB_ID, split: str = "train") -> tuple[pd.DataFr
     )
 
 
-def _load_hub(split: str) -> tuple[pd.DataFrame, str]:
+def _load_hub(split: str, lang: str | None = None) -> tuple[pd.DataFrame, str]:
     reason = None
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
         reason = "HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set"
@@ -88,10 +92,7 @@ def _load_hub(split: str) -> tuple[pd.DataFrame, str]:
         reason = unreachable
     else:
         try:
-            from datasets import load_dataset
-
-            ds = load_dataset(HUB_ID, split=split)
-            return ds.to_pandas(), f"Hugging Face hub: {HUB_ID}"
+            return _download(HUB_REPO, split, lang), f"Hugging Face hub: {HUB_ID}"
         except Exception as exc:  # any network/hub failure: fall back, loudly
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
     banner = "!" * 78
@@ -104,6 +105,26 @@ def _load_hub(split: str) -> tuple[pd.DataFrame, str]:
         f"{banner}"
     )
     return _read_folder(sample_dir(), split), "bundled sample (offline fallback for the hub)"
+
+
+def _download(repo: str, split: str, lang: str | None) -> pd.DataFrame:
+    """``split`` of the hub dataset, only the ``lang`` config when there is one.
+
+    ``mteb/amazon_massive_intent`` has one config per language (``en``, ``fr``, ... about
+    16.5k rows each, its files under ``{lang}/``) and a ``default`` config whose data files
+    are all of those files (843k rows). The cookbook loads ``default`` and keeps
+    ``lang == "en"``: those are the rows of the ``en`` files, in file order, so loading the
+    ``en`` config gives the same rows in the same order for a fiftieth of the download
+    (``tests/unit/test_hub_download.py`` checks this on a copy in the hub's layout).
+    ``datasets`` keeps the download in its cache (``HF_DATASETS_CACHE``), so later lessons
+    in the same runtime reuse it. A repository without that config is loaded whole.
+    """
+    from datasets import get_dataset_config_names, load_dataset
+
+    configs = get_dataset_config_names(repo) if lang else []
+    if lang in configs:
+        return load_dataset(repo, lang, split=split).to_pandas()
+    return load_dataset(repo, split=split).to_pandas()
 
 
 def _hub_unreachable(timeout: float = 5.0) -> str | None:
@@ -184,7 +205,7 @@ def load_splits(
 
     With ``seed=42`` (the default) the row selection and split are identical to the seed's.
     """
-    raw, source = load_raw(data_source, "train")
+    raw, source = load_raw(data_source, "train", lang)
     if "lang" in raw.columns:
         langs = sorted(raw["lang"].dropna().unique())
         raw = raw[raw["lang"] == lang].reset_index(drop=True)
