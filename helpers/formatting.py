@@ -17,6 +17,7 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -178,8 +179,9 @@ def iter_lines(arg: FileArg, problems: list[Problem]) -> Iterator[tuple[int, dic
                 )
             )
             continue
+        duplicates: list[str] = []
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, object_pairs_hook=partial(_object, duplicates=duplicates))
         except json.JSONDecodeError as exc:
             if is_last and not ends_with_newline:
                 message = (
@@ -195,7 +197,46 @@ def iter_lines(arg: FileArg, problems: list[Problem]) -> Iterator[tuple[int, dic
                 Problem(name, number, None, f"expected a JSON object, got {type(obj).__name__}")
             )
             continue
+        for key in duplicates:
+            problems.append(Problem(name, number, key, "duplicate key: the last value is used",
+                                    "warning"))
+        bad = _unpaired_surrogate(obj)
+        if bad is not None:
+            where, column = bad
+            problems.append(Problem(name, number, where, f"unpaired surrogate escape at "
+                                    f"character {column + 1}: the text cannot be encoded as "
+                                    "UTF-8"))
+            continue
         yield number, obj
+
+
+def _object(pairs: list[tuple[str, object]], *, duplicates: list[str]) -> dict:
+    """``json.loads`` object hook: a dict, with repeated keys noted in ``duplicates``."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            duplicates.append(key)
+        out[key] = value
+    return out
+
+
+def _unpaired_surrogate(value: object, where: str = "") -> tuple[str, int] | None:
+    """(field, index) of the first string holding a lone surrogate (``"\\ud800"``), else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return where or "(key)", exc.start
+        return None
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        path = f"{where}.{key}" if where else str(key)
+        found = _unpaired_surrogate(key, path) if isinstance(key, str) else None
+        found = found or _unpaired_surrogate(item, path)
+        if found:
+            return found
+    return None
 
 
 def _check_example(name: str, number: int, obj: dict, problems: list[Problem]) -> dict | None:
@@ -264,7 +305,9 @@ def validate_training_files(
     object, label values that are not a string or a list of strings, a target that is a
     string on some lines and a list on others, examples missing a target other lines have, a
     target with fewer than two distinct labels, and validation labels never seen in training.
-    Warning: the same text in training and validation (leakage that inflates scores).
+    Also errors: text that cannot be encoded (an unpaired surrogate escape such as ``\\ud800``).
+    Warnings: the same text in training and validation (leakage that inflates scores), the
+    same text with different labels in training (conflicting examples), a repeated JSON key.
     """
     report = ValidationReport()
     problems = report.problems
@@ -272,6 +315,8 @@ def validate_training_files(
     valid_files = _as_files(validation)
 
     train_texts: dict[str, tuple[str, int]] = {}
+    # normalised text -> (labels, file, line) where it was first seen
+    first_labels: dict[str, tuple[dict, str, int]] = {}
     # target -> (file, line) where each shape (str/list) was first seen
     shapes: dict[str, dict[bool, tuple[str, int]]] = defaultdict(dict)
     examples_targets: list[tuple[str, int, set[str]]] = []
@@ -283,7 +328,14 @@ def validate_training_files(
             parsed = _check_example(name, number, obj, problems)
             if parsed is None:
                 continue
-            train_texts.setdefault(obj["text"].strip().lower(), (name, number))
+            key = obj["text"].strip().lower()
+            train_texts.setdefault(key, (name, number))
+            seen = first_labels.setdefault(key, (parsed, name, number))
+            if seen[0] != parsed:
+                problems.append(Problem(
+                    name, number, "labels",
+                    f"same text as {seen[1]} line {seen[2]} with other labels "
+                    "(conflicting examples)", "warning"))
             examples_targets.append((name, number, set(parsed)))
             for target, value in parsed.items():
                 info = report.targets.setdefault(target, TargetInfo(target))
@@ -384,6 +436,6 @@ def read_examples(path: str | os.PathLike) -> list[dict]:
     for number, obj in iter_lines(path, problems):
         if _check_example(name, number, obj, problems) is not None:
             rows.append(obj)
-    if problems:
-        raise TrainingFileError(ValidationReport(problems=problems))
+    report = ValidationReport(problems=problems)
+    report.raise_for_errors()  # warnings (e.g. a repeated key) do not stop reading
     return rows

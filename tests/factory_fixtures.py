@@ -33,6 +33,8 @@ class Server:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
+        key = extra[extra.index("--api-key") + 1] if "--api-key" in extra else None
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         cmd = [sys.executable, "-m", "helpers.factory", "serve", "--port", str(self.port),
                "--data-dir", str(data_dir), "--exit-with-parent", str(os.getpid()), *extra]
         self.process = subprocess.Popen(
@@ -43,7 +45,8 @@ class Server:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the factory exited at start-up"
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                response = httpx.get(f"{self.url}/health", timeout=1, headers=self.headers)
+                if response.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -54,7 +57,7 @@ class Server:
         return Mistral(api_key=api_key, server_url=self.url)
 
     def health(self) -> dict:
-        return httpx.get(f"{self.url}/health", timeout=5).json()
+        return httpx.get(f"{self.url}/health", timeout=5, headers=self.headers).json()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:

@@ -209,7 +209,8 @@ def test_auth_required_with_api_key(tmp_path):
         assert e.value.status_code == 401
         assert httpx.get(f"{server.url}/v1/models").status_code == 401
         assert server.client("s3cret-key").files.list().total == 0
-        assert httpx.get(f"{server.url}/health").status_code == 200
+        assert httpx.get(f"{server.url}/health").status_code == 401  # behind the key too
+        assert httpx.get(f"{server.url}/health", headers=server.headers).status_code == 200
         assert "s3cret-key" not in (tmp_path / "auth" / "server.log").read_text()
     finally:
         server.stop()

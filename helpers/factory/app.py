@@ -2,80 +2,34 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
 import threading
-import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .errors import redact
-from .predictors import PredictorCache
-from .store import Store
+from .deps import DEFAULT_MAX_UPLOAD_MB, Factory, Settings, require_key
+from .errors import ApiError, validation_detail
+from .guards import Guard
+from .routers import classifications, embeddings, files, jobs, models
 from .trainers import Registry
-from .worker import Worker
+
+__all__ = ["DEFAULT_MAX_UPLOAD_MB", "Settings", "create_app"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_UPLOAD_MB = 512
 
-
-@dataclass
-class Settings:
-    data_dir: Path
-    api_key: str | None = None
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
-    url: str | None = None  # recorded in server.json for the launcher
-    parent_pid: int | None = None  # --exit-with-parent: the service exits soon after it does
-
-
-class Factory:
-    """Everything the routers share, hung on ``app.state.factory``."""
-
-    def __init__(self, settings: Settings, registry: Registry | None = None):
-        self.settings = settings
-        self.store = Store(settings.data_dir)
-        self.registry = registry or Registry()
-        self.worker = Worker(self.store, self.registry)
-        self.predictors = PredictorCache(self.store, self.registry)
-        self.started = int(time.time())
-
-
-def get_factory(request: Request) -> Factory:
-    return request.app.state.factory
-
-
-FactoryDep = Annotated[Factory, Depends(get_factory)]
-
-
-def require_key(request: Request) -> None:
-    expected = request.app.state.factory.settings.api_key
-    if not expected:
-        return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
-        raise HTTPException(
-            status_code=401, detail="Invalid or missing API key.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-def _server_json(factory: Factory) -> Path:
-    return factory.settings.data_dir / "server.json"
+def _server_json(settings: Settings) -> Path:
+    return settings.data_dir / "server.json"
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
-    from .routers import classifications, embeddings, files, jobs, models
-
     factory = Factory(settings, registry)
 
     @asynccontextmanager
@@ -85,28 +39,32 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         threading.Thread(target=factory.registry.trainers, daemon=True).start()
         if settings.url:
             record = {"url": settings.url, "pid": os.getpid(), "data_dir": str(settings.data_dir)}
-            _server_json(factory).write_text(json.dumps(record))
+            _server_json(settings).write_text(json.dumps(record))
         log.info("serving %s on %s", settings.data_dir, settings.url)
         yield
         factory.worker.stop()
+        factory.store.close()
         try:
-            if json.loads(_server_json(factory).read_text()).get("pid") == os.getpid():
-                _server_json(factory).unlink()
+            if json.loads(_server_json(settings).read_text()).get("pid") == os.getpid():
+                _server_json(settings).unlink()
         except (OSError, ValueError):
             pass
 
     app = FastAPI(title="Local Classifier Factory", version="1", lifespan=lifespan)
     app.state.factory = factory
 
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail},
+                            headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
-        detail = jsonable_encoder(redact(list(exc.errors())))
+        detail = jsonable_encoder(validation_detail(list(exc.errors())))
         return JSONResponse(status_code=422, content={"detail": detail})
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content={"detail": "Internal server error."})
+    # unexpected exceptions become a 500 in Guard, which keeps the connection open
+    app.add_middleware(Guard, settings=settings)
 
     @app.get("/health")
     def health():

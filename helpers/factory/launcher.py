@@ -22,10 +22,16 @@ from pathlib import Path
 import httpx
 
 
-def _health(url: str, data_dir: Path) -> dict | None:
-    """The /health answer of ``url`` if it serves ``data_dir``, else None."""
+def _health(url: str, data_dir: Path, api_key: str | None = None) -> dict | None:
+    """The /health answer of ``url`` if it serves ``data_dir``, else None.
+
+    With a key (``api_key``, else ``FACTORY_API_KEY``) it is sent: a service with a key set
+    answers /health only to callers who have it.
+    """
+    key = api_key or os.environ.get("FACTORY_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        response = httpx.get(f"{url}/health", timeout=2.0)
+        response = httpx.get(f"{url}/health", timeout=2.0, headers=headers)
         body = response.json()
     except (httpx.HTTPError, ValueError):
         return None
@@ -56,11 +62,11 @@ def _recorded(data_dir: Path) -> dict | None:
         return None
 
 
-def running_factory_url(data_dir: str | os.PathLike) -> str | None:
+def running_factory_url(data_dir: str | os.PathLike, api_key: str | None = None) -> str | None:
     """The URL of a live service for ``data_dir``, if there is one."""
     data_dir = Path(data_dir).expanduser().resolve()
     record = _recorded(data_dir)
-    if record and record.get("url") and _health(record["url"], data_dir):
+    if record and record.get("url") and _health(record["url"], data_dir, api_key):
         return record["url"]
     return None
 
@@ -86,7 +92,7 @@ def start_local_factory(
     """
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    url = running_factory_url(data_dir)
+    url = running_factory_url(data_dir, api_key)
     if url:
         return url
     port = port or _free_port(host)
@@ -109,7 +115,7 @@ def start_local_factory(
         if process.poll() is not None:
             tail = stderr_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the Classifier Factory exited at start-up:\n{tail}")
-        body = _health(url, data_dir)
+        body = _health(url, data_dir, api_key)
         if body and body.get("pid") == process.pid:
             return url
         time.sleep(0.2)
@@ -118,13 +124,14 @@ def start_local_factory(
                        f"see {data_dir / 'server.log'}")
 
 
-def stop_local_factory(data_dir: str | os.PathLike, timeout: float = 15) -> bool:
+def stop_local_factory(data_dir: str | os.PathLike, timeout: float = 15,
+                       api_key: str | None = None) -> bool:
     """Stop the service recorded for ``data_dir``; True if one was running."""
     data_dir = Path(data_dir).expanduser().resolve()
     record = _recorded(data_dir)
     if not record or not record.get("url"):
         return False
-    body = _health(record["url"], data_dir)
+    body = _health(record["url"], data_dir, api_key)
     if not body or body.get("pid") != record.get("pid"):
         return False
     pid = int(body["pid"])

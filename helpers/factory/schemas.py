@@ -1,8 +1,9 @@
 """Request and response bodies of the factory's REST API, mirroring Mistral's wire schema.
 
-See ``mistral-classifier-api.md`` (the project's wire contract): responses carry every field the
-``mistralai`` SDKs require, discriminators included (``job_type``, model ``type``), and unknown
-request fields are ignored like Mistral's API does.
+The contract is Mistral's public API as the ``mistralai`` SDK 2.5.1 sends and parses it (its
+``models/`` request and response classes): responses carry every field the SDK requires,
+discriminators included (``job_type``, model ``type``), and unknown request fields are ignored
+like Mistral's API does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_CLASSIFY_INPUTS = 10_000
+MAX_PAGE = 10**9  # page * page_size must fit SQLite's 64-bit integers
+MAX_NAME = 256  # model ids, file ids, target and label names, W&B names
+Name = Annotated[str, Field(max_length=MAX_NAME)]
 
 JobStatus = Literal[
     "QUEUED", "STARTED", "VALIDATING", "VALIDATED", "RUNNING", "FAILED_VALIDATION", "FAILED",
@@ -20,7 +24,8 @@ JobStatus = Literal[
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # NaN and Infinity are refused (422) rather than stored, where they would break JSON
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -62,7 +67,7 @@ class FileDeleted(BaseModel):
 
 
 class TrainingFileIn(_In):
-    file_id: str
+    file_id: Name
     weight: float = Field(1.0, gt=0)
 
 
@@ -77,30 +82,30 @@ class HyperparametersIn(_In):
 
 class WandbIntegrationIn(_In):
     type: Literal["wandb"] = "wandb"
-    project: str = Field(min_length=1)
-    api_key: str = Field(min_length=1, repr=False)
-    name: str | None = None
-    run_name: str | None = None
+    project: str = Field(min_length=1, max_length=MAX_NAME)
+    api_key: str = Field(min_length=1, max_length=1024, repr=False)
+    name: Name | None = None
+    run_name: Name | None = None
 
 
 class ClassifierTargetIn(_In):
-    name: str
-    labels: list[str]
+    name: Name
+    labels: list[Name]
     weight: float = Field(1.0, ge=0)
     loss_function: Literal["single_class", "multi_class"] | None = None
 
 
 class JobCreate(_In):
-    model: str
+    model: Name
     hyperparameters: HyperparametersIn = Field(default_factory=HyperparametersIn)
-    training_files: list[TrainingFileIn] = Field(default_factory=list)
-    validation_files: list[str] | None = None
+    training_files: list[TrainingFileIn] = Field(default_factory=list, max_length=100)
+    validation_files: list[Name] | None = Field(None, max_length=100)
     suffix: str | None = Field(None, max_length=18, pattern=r"^[a-zA-Z0-9_-]+$")
-    integrations: list[WandbIntegrationIn] | None = None
+    integrations: list[WandbIntegrationIn] | None = Field(None, max_length=10)
     auto_start: bool = False
     invalid_sample_skip_percentage: float = Field(0.0, ge=0, le=0.5)
     job_type: Literal["classifier", "completion"] | None = None
-    classifier_targets: list[ClassifierTargetIn] | None = None
+    classifier_targets: list[ClassifierTargetIn] | None = Field(None, max_length=100)
 
 
 class Hyperparameters(BaseModel):
@@ -186,7 +191,7 @@ class JobList(BaseModel):
 
 
 class ClassificationRequest(_In):
-    model: str
+    model: Name
     input: str | Annotated[list[str], Field(min_length=1, max_length=MAX_CLASSIFY_INPUTS)]
     metadata: dict[str, Any] | None = None
 

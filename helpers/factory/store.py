@@ -3,22 +3,26 @@
 Every request reads from SQLite, so several service processes (a restarted kernel, a second
 ``serve``) pointing at the same data directory see the same files, jobs and models. Status
 changes are compare-and-set (:meth:`Store.transition`), which makes races between a cancel and
-the worker harmless.
+the worker harmless; which moves are allowed is decided in :mod:`.lifecycle`. Reads return typed,
+immutable rows (:class:`FileRow`, :class:`JobRow`, :class:`ModelRow`, ...).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TERMINAL = frozenset({"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"})
+from .lifecycle import check_transition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,86 +62,300 @@ _JSON_COLUMNS = {
 }
 
 
+@dataclass(frozen=True)
+class FileRow:
+    id: str
+    filename: str
+    bytes: int
+    created_at: int
+    purpose: str | None
+    sample_type: str
+    source: str
+    num_lines: int | None
+    mimetype: str | None
+    visibility: str | None
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    model: str
+    status: str
+    auto_start: bool
+    started: bool  # True once the job was queued for training (start or auto_start)
+    created_at: int
+    modified_at: int
+    training_files: list[str]
+    validation_files: list[str] | None
+    hyperparameters: dict[str, Any]
+    suffix: str | None
+    integrations: list[dict[str, Any]] | None
+    classifier_targets: list[dict[str, Any]]
+    requested_targets: list[dict[str, Any]] | None
+    metadata: dict[str, Any]
+    fine_tuned_model: str | None
+    trained_tokens: int | None
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    id: str
+    job_id: str
+    root: str
+    created: int
+    archived: bool
+    classifier_targets: list[dict[str, Any]]
+    path: str  # relative to the data directory
+
+
+@dataclass(frozen=True)
+class EventRow:
+    name: str
+    created_at: int
+    data: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    metrics: dict[str, float]
+    step_number: int
+    created_at: int
+
+
+def _owner_only(path: Path, mode: int) -> None:
+    """chmod ``path`` to ``mode`` if this user owns it (a shared folder is left alone)."""
+    try:
+        if path.stat().st_uid == os.getuid():
+            path.chmod(mode)
+    except OSError:
+        pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+_BOOL_COLUMNS = {"auto_start", "started", "archived"}
+
+
 def now() -> int:
     return int(time.time())
 
 
-def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
     out = dict(row)
-    for key in _JSON_COLUMNS & out.keys():
+    for key in out.keys() & _JSON_COLUMNS:
         if out[key] is not None:
             out[key] = json.loads(out[key])
+    for key in out.keys() & _BOOL_COLUMNS:
+        out[key] = bool(out[key])
     return out
 
 
+def _encode(record: dict[str, Any]) -> tuple[str, str, tuple]:
+    """Column list, placeholders and values (JSON columns serialised) for an INSERT."""
+    columns = ", ".join(record)
+    marks = ", ".join("?" for _ in record)
+    return columns, marks, tuple(_dumps(v) if k in _JSON_COLUMNS else v for k, v in record.items())
+
+
 def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    return None if value is None else json.dumps(value, allow_nan=False)
+
+
+class StateError(Exception):
+    """The data directory's state cannot be trusted; the message says what and how to recover."""
+
+
+DB_NAME = "factory.sqlite3"
+GENERATION_FILE = "state.gen"  # the last write count a service committed (see Store.check)
 
 
 class Store:
-    """Thread-safe access to ``factory.sqlite3`` (one connection, serialised by a lock)."""
+    """Thread-safe access to ``factory.sqlite3`` (one connection, serialised by a lock).
+
+    Every transaction also counts itself in ``meta.generation`` and records the count in
+    ``state.gen`` next to the database. At start-up a database that holds fewer writes than
+    that file (a deleted or damaged ``-wal`` file rolls it back) is refused, as is a missing
+    or unreadable database in a directory that was used: never a silently empty service.
+    """
 
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
         self.files_dir = self.data_dir / "files"
         self.models_dir = self.data_dir / "models"
+        self.db_path = self.data_dir / DB_NAME
+        self._generation_path = self.data_dir / GENERATION_FILE
         for d in (self.data_dir, self.files_dir, self.models_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _owner_only(d, 0o700)
+        self._recorded_at_start = recorded = self._recorded_generation()
+        if not self.db_path.exists() and (recorded or self._has_content()):
+            raise StateError(
+                f"{self.db_path} is missing, but this data directory was used (it holds "
+                "uploaded files or models). Restore the database file (and its -wal file) "
+                f"from a backup, or move {self.data_dir} aside to start with an empty service."
+            )
+        os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.data_dir / "factory.sqlite3", check_same_thread=False, isolation_level=None,
-            timeout=30,
-        )
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
+        try:
+            self._db = sqlite3.connect(self.db_path, check_same_thread=False,
+                                       isolation_level=None, timeout=30)
+            self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            verdict = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(verdict)
             self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('workspace', ?)",
-                (secrets.token_hex(4),),
-            )
+            # autocommit, not transaction(): setting up does not count as a write
+            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('workspace', ?)",
+                             (secrets.token_hex(4),))
+            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0)")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"{self.db_path} cannot be read as a SQLite database ({exc}). Restore it (and "
+                f"its -wal file) from a backup, or move {self.data_dir} aside to start with an "
+                "empty service; uploaded files and models in it are kept."
+            ) from None
+        for path in self.data_dir.glob(f"{DB_NAME}*"):
+            _owner_only(path, 0o600)
         self.workspace_id = self._one("SELECT value FROM meta WHERE key='workspace'")["value"]
+
+    def _recorded_generation(self) -> int:
+        try:
+            return int(self._generation_path.read_text(encoding="ascii").strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def _has_content(self) -> bool:
+        return any(p.name[0] != "." for p in self.files_dir.iterdir()) or any(
+            p.name[0] != "." for p in self.models_dir.iterdir())
+
+    def generation(self) -> int:
+        return int(self._one("SELECT value FROM meta WHERE key='generation'")["value"])
+
+    def check(self) -> list[str]:
+        """Compare the database with what is on disk; warnings, or StateError to refuse.
+
+        Refused: a database behind ``state.gen`` (its write-ahead log was lost), or one with no
+        job and no file at all while model folders or uploaded files exist. Warned about (the
+        service starts): models whose folder is missing (they answer 410) and model folders
+        no job produced.
+        """
+        recorded, current = self._recorded_at_start, self.generation()
+        if recorded > current:
+            raise StateError(
+                f"{self.db_path} is behind: it holds {current} writes but the service had "
+                f"committed {recorded}. Its write-ahead log ({DB_NAME}-wal) was probably "
+                "deleted or damaged, so recent files, jobs or models are missing from it. "
+                f"Restore {DB_NAME} and {DB_NAME}-wal from a backup; to accept the loss and "
+                f"start with what the database holds, delete {self._generation_path}."
+            )
+        jobs = self._one("SELECT count(*) AS n FROM jobs")["n"]
+        files = self._one("SELECT count(*) AS n FROM files")["n"]
+        if jobs == 0 and files == 0 and self._has_content():
+            raise StateError(
+                f"{self.db_path} has no files and no jobs, but {self.files_dir} or "
+                f"{self.models_dir} hold data: the database was emptied or replaced. Restore "
+                f"it from a backup, or move {self.data_dir} aside to start with an empty "
+                "service."
+            )
+        warnings = []
+        models = self.list_models()
+        for model in models:
+            if not self.model_dir(model).is_dir():
+                warnings.append(f"model {model.id}: its folder {self.model_dir(model)} is "
+                                "missing (it answers 410 until deleted)")
+        known = {self.model_dir(m).name for m in models}
+        known |= {j.id for j in self.jobs_with_status(["RUNNING", "CANCELLATION_REQUESTED"])}
+        for folder in sorted(self.models_dir.iterdir()):
+            if folder.name[0] != "." and folder.name not in known:
+                warnings.append(f"{folder} belongs to no model in the database (delete it, or "
+                                "restore the database it came with)")
+        return warnings
+
+    def close(self) -> None:
+        """Fold the write-ahead log into the database file (a clean stop needs no -wal)."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            self._db.close()
+
+    def partial_path(self, file_id: str) -> Path:
+        """Where an upload is written until complete; the PID lets a restart clean it."""
+        return self.files_dir / f".{os.getpid()}-{file_id}.part"
+
+    def remove_stale_partials(self) -> list[Path]:
+        """Delete partial uploads whose process is gone (killed mid-upload)."""
+        removed = []
+        for path in self.files_dir.glob(".*.part"):
+            pid = path.name[1:].split("-", 1)[0]
+            if not pid.isdigit() or not _pid_alive(int(pid)):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
 
     # -- low level ---------------------------------------------------------------------------
 
-    def _one(self, sql: str, params: Iterable = ()) -> dict | None:
-        with self._lock:
-            return _row(self._db.execute(sql, tuple(params)).fetchone())
-
-    def _all(self, sql: str, params: Iterable = ()) -> list[dict]:
-        with self._lock:
-            return [_row(r) for r in self._db.execute(sql, tuple(params)).fetchall()]
-
-    def _write(self, statements: list[tuple[str, tuple]]) -> list[int]:
-        """Run statements in one IMMEDIATE transaction; return their row counts."""
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: committed on success, rolled back on any exception."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                counts = [self._db.execute(sql, params).rowcount for sql, params in statements]
+                yield self._db
+                generation = self._db.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                    "WHERE key='generation' RETURNING value"
+                ).fetchone()
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-            return counts
+            if generation is not None:
+                try:  # no fsync: a stale count only weakens the start-up check
+                    self._generation_path.write_text(f"{generation[0]}\n", encoding="ascii")
+                except OSError:
+                    pass
+
+    def _one(self, sql: str, params: Iterable = ()) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(sql, tuple(params)).fetchone()
+        return None if row is None else _decode(row)
+
+    def _all(self, sql: str, params: Iterable = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(sql, tuple(params)).fetchall()
+        return [_decode(r) for r in rows]
 
     # -- files -------------------------------------------------------------------------------
 
     def file_path(self, file_id: str) -> Path:
         return self.files_dir / file_id
 
-    def add_file(self, record: dict) -> dict:
-        columns = ", ".join(record)
-        marks = ", ".join("?" for _ in record)
-        self._write([(f"INSERT INTO files ({columns}) VALUES ({marks})", tuple(record.values()))])
-        return self.get_file(record["id"])
+    def add_file(self, record: dict[str, Any]) -> FileRow:
+        columns, marks, values = _encode(record)
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO files ({columns}) VALUES ({marks})", values)
+        row = self.get_file(record["id"])
+        assert row is not None
+        return row
 
-    def get_file(self, file_id: str) -> dict | None:
-        return self._one("SELECT * FROM files WHERE id=?", (file_id,))
+    def get_file(self, file_id: str) -> FileRow | None:
+        row = self._one("SELECT * FROM files WHERE id=?", (file_id,))
+        return None if row is None else FileRow(**row)
 
-    def list_files(self, page: int, page_size: int, purpose: str | None, search: str | None):
+    def list_files(self, page: int, page_size: int, purpose: str | None,
+                   search: str | None) -> tuple[list[FileRow], int]:
         where, params = ["1=1"], []
         if purpose:
             where.append("purpose=?")
@@ -145,9 +363,11 @@ class Store:
         if search:
             where.append("instr(lower(filename), lower(?)) > 0")
             params.append(search)
-        return self._page("files", where, params, page, page_size)
+        rows, total = self._page("files", where, params, page, page_size)
+        return [FileRow(**r) for r in rows], total
 
-    def _page(self, table: str, where: list[str], params: list, page: int, page_size: int):
+    def _page(self, table: str, where: list[str], params: list, page: int,
+              page_size: int) -> tuple[list[dict[str, Any]], int]:
         """One page of ``table`` rows matching ``where``, newest first, and the total count."""
         clause = " AND ".join(where)
         total = self._one(f"SELECT count(*) AS n FROM {table} WHERE {clause}", params)["n"]
@@ -159,33 +379,35 @@ class Store:
         return rows, total
 
     def delete_file(self, file_id: str) -> bool:
-        deleted = self._write([("DELETE FROM files WHERE id=?", (file_id,))])[0] == 1
+        with self.transaction() as db:
+            deleted = db.execute("DELETE FROM files WHERE id=?", (file_id,)).rowcount == 1
         self.file_path(file_id).unlink(missing_ok=True)
         return deleted
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def create_job(self, record: dict) -> dict:
+    def create_job(self, record: dict[str, Any]) -> JobRow:
         job_id = str(uuid.uuid4())
         t = now()
         row = {
             "id": job_id, "status": "QUEUED", "started": 0, "created_at": t, "modified_at": t,
             "classifier_targets": [], **record,
         }
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        values = tuple(_dumps(v) if k in _JSON_COLUMNS else v for k, v in row.items())
-        self._write([
-            (f"INSERT INTO jobs ({columns}) VALUES ({marks})", values),
-            self._event_sql(job_id, {"status": "QUEUED"}, t),
-        ])
-        return self.get_job(job_id)
+        columns, marks, values = _encode(row)
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", values)
+            db.execute(*self._event_sql(job_id, {"status": "QUEUED"}, t))
+        job = self.get_job(job_id)
+        assert job is not None
+        return job
 
-    def get_job(self, job_id: str) -> dict | None:
-        return self._one("SELECT * FROM jobs WHERE id=?", (job_id,))
+    def get_job(self, job_id: str) -> JobRow | None:
+        row = self._one("SELECT * FROM jobs WHERE id=?", (job_id,))
+        return None if row is None else JobRow(**row)
 
     def list_jobs(self, page: int, page_size: int, status: str | None, model: str | None,
-                  created_after: int | None, created_before: int | None, suffix: str | None):
+                  created_after: int | None, created_before: int | None,
+                  suffix: str | None) -> tuple[list[JobRow], int]:
         where, params = ["1=1"], []
         for column, value in (("status", status), ("model", model), ("suffix", suffix)):
             if value:
@@ -197,28 +419,33 @@ class Store:
         if created_before is not None:
             where.append("created_at<=?")
             params.append(created_before)
-        return self._page("jobs", where, params, page, page_size)
+        rows, total = self._page("jobs", where, params, page, page_size)
+        return [JobRow(**r) for r in rows], total
 
-    def jobs_with_status(self, statuses: Iterable[str], started: bool | None = None) -> list[dict]:
+    def jobs_with_status(self, statuses: Iterable[str],
+                         started: bool | None = None) -> list[JobRow]:
         statuses = list(statuses)
         sql = f"SELECT * FROM jobs WHERE status IN ({','.join('?' * len(statuses))})"
         params: list = list(statuses)
         if started is not None:
             sql += " AND started=?"
             params.append(int(started))
-        return self._all(sql + " ORDER BY modified_at, created_at, rowid", params)
+        rows = self._all(sql + " ORDER BY modified_at, created_at, rowid", params)
+        return [JobRow(**r) for r in rows]
 
-    def events(self, job_id: str) -> list[dict]:
-        return self._all(
+    def events(self, job_id: str) -> list[EventRow]:
+        rows = self._all(
             "SELECT name, created_at, data FROM events WHERE job_id=? ORDER BY id", (job_id,)
         )
+        return [EventRow(**r) for r in rows]
 
-    def checkpoints(self, job_id: str) -> list[dict]:
-        return self._all(
+    def checkpoints(self, job_id: str) -> list[CheckpointRow]:
+        rows = self._all(
             "SELECT metrics, step_number, created_at FROM checkpoints WHERE job_id=? "
             "ORDER BY step_number DESC, id DESC",
             (job_id,),
         )
+        return [CheckpointRow(**r) for r in rows]
 
     @staticmethod
     def _event_sql(job_id: str, data: dict, t: int) -> tuple[str, tuple]:
@@ -242,53 +469,52 @@ class Store:
 
         Writes the status-updated event (``{"status": ..., **event}``), ``fields`` and
         ``extra_statements`` in the same transaction. Returns False when the job was elsewhere.
+        Moves the life cycle does not allow (:data:`lifecycle.TRANSITIONS`) raise ValueError.
         """
-        t = now()
         from_statuses = list(from_statuses)
+        check_transition(from_statuses, to_status)
+        t = now()
         fields = {"status": to_status, "modified_at": t, **fields}
         sets = ", ".join(f"{k}=?" for k in fields)
         values = tuple(_dumps(v) if k in _JSON_COLUMNS else v for k, v in fields.items())
         marks = ",".join("?" * len(from_statuses))
-        statements = [(
-            f"UPDATE jobs SET {sets} WHERE id=? AND status IN ({marks})",
-            (*values, job_id, *from_statuses),
-        )]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if self._db.execute(*statements[0]).rowcount != 1:
-                    self._db.execute("ROLLBACK")
-                    return False
-                data = {"status": to_status, **(event or {})}
-                self._db.execute(*self._event_sql(job_id, data, t))
-                for sql, params in extra_statements or []:
-                    self._db.execute(sql, params)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self.transaction() as db:
+            updated = db.execute(
+                f"UPDATE jobs SET {sets} WHERE id=? AND status IN ({marks})",
+                (*values, job_id, *from_statuses),
+            ).rowcount
+            if updated != 1:
+                return False  # nothing written: the commit is empty
+            db.execute(*self._event_sql(job_id, {"status": to_status, **(event or {})}, t))
+            for sql, params in extra_statements or []:
+                db.execute(sql, params)
         return True
 
     def add_checkpoint(self, job_id: str, step: int, metrics: dict) -> None:
-        self._write([(
-            "INSERT INTO checkpoints (job_id, step_number, created_at, metrics) VALUES (?,?,?,?)",
-            (job_id, step, now(), json.dumps(metrics)),
-        )])
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO checkpoints (job_id, step_number, created_at, metrics) "
+                "VALUES (?,?,?,?)",
+                (job_id, step, now(), json.dumps(metrics)),
+            )
 
     # -- models ------------------------------------------------------------------------------
 
     @staticmethod
-    def model_insert_sql(record: dict) -> tuple[str, tuple]:
-        columns = ", ".join(record)
-        marks = ", ".join("?" for _ in record)
-        values = tuple(_dumps(v) if k in _JSON_COLUMNS else v for k, v in record.items())
+    def model_insert_sql(record: dict[str, Any]) -> tuple[str, tuple]:
+        columns, marks, values = _encode(record)
         return f"INSERT INTO models ({columns}) VALUES ({marks})", values
 
-    def get_model(self, model_id: str) -> dict | None:
-        return self._one("SELECT * FROM models WHERE id=?", (model_id,))
+    def get_model(self, model_id: str) -> ModelRow | None:
+        row = self._one("SELECT * FROM models WHERE id=?", (model_id,))
+        return None if row is None else ModelRow(**row)
 
-    def list_models(self) -> list[dict]:
-        return self._all("SELECT * FROM models ORDER BY created, rowid")
+    def list_models(self) -> list[ModelRow]:
+        return [ModelRow(**r) for r in self._all("SELECT * FROM models ORDER BY created, rowid")]
+
+    def model_dir(self, model: ModelRow) -> Path:
+        return self.data_dir / model.path
 
     def delete_model(self, model_id: str) -> bool:
-        return self._write([("DELETE FROM models WHERE id=?", (model_id,))])[0] == 1
+        with self.transaction() as db:
+            return db.execute("DELETE FROM models WHERE id=?", (model_id,)).rowcount == 1

@@ -6,13 +6,12 @@ is read and discarded (so the client still receives a clean ``413``) without bei
 
 from __future__ import annotations
 
-import hashlib
 import os
 import unicodedata
 from pathlib import Path
 
 from python_multipart import MultipartParser
-from python_multipart.multipart import parse_options_header
+from python_multipart.multipart import MultipartState, parse_options_header
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FILENAME_CHARS = 200
@@ -48,7 +47,6 @@ class UploadParser:
         self.size = 0
         self.lines = 0
         self.too_large = False
-        self.sha256 = hashlib.sha256()
         self._last_byte = b""
         self._header_field = bytearray()
         self._header_value = bytearray()
@@ -79,6 +77,8 @@ class UploadParser:
     def finish(self) -> None:
         self._parser.finalize()
         self.close()
+        if self._parser.state != MultipartState.END:
+            raise ValueError("the body ends before its closing boundary (incomplete upload)")
         if self.size and self._last_byte != b"\n":
             self.lines += 1
 
@@ -108,7 +108,8 @@ class UploadParser:
             raw = params.get(b"filename", b"")
             self.filename = sanitize_filename(raw.decode("utf-8", "replace"))
             self.part_type = self._headers.get("content-type", b"").decode("latin-1") or None
-            self._out = open(self.dest, "wb")  # closed in finish() or discard()
+            fd = os.open(self.dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            self._out = os.fdopen(fd, "wb")  # closed in finish() or discard()
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
@@ -123,7 +124,6 @@ class UploadParser:
             return
         if chunk:
             self._out.write(chunk)
-            self.sha256.update(chunk)
             self.lines += chunk.count(b"\n")
             self._last_byte = chunk[-1:]
 

@@ -3,7 +3,8 @@
 Only one process per data directory runs the worker: it holds ``worker.lock`` (``fcntl.flock``).
 Other processes serving the same directory keep trying to take the lock every few seconds; until
 then they only serve requests (and enqueue jobs in SQLite, which the lock owner polls). Whoever
-takes the lock first marks jobs a previous process left half-done as FAILED (or CANCELLED).
+takes the lock first repairs what a previous process left half-done (:func:`.lifecycle.recover`).
+The status moves themselves follow :mod:`.lifecycle`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import fcntl
 import logging
 import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -19,13 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..formatting import read_examples, validate_training_files
-from .store import Store
+from .lifecycle import recover
+from .limits import Limits, available_memory_bytes, gib
+from .store import JobRow, Store
 from .trainers import Registry
 from .trainers.base import Cancelled, Example, StepReport, TargetSpec, TrainConfig
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = "interrupted: the service restarted while this job was running"
 POLL_SECONDS = 1.0
 LOCK_RETRY_SECONDS = 2.0
 CANCEL_CHECK_SECONDS = 0.2
@@ -37,19 +40,20 @@ class ValidationFailed(Exception):
     """The job's files or settings cannot be trained on; the message goes in the event."""
 
 
-def model_id(job: dict, workspace_id: str, when: float | None = None) -> str:
+def model_id(job: JobRow, workspace_id: str, when: float | None = None) -> str:
     day = datetime.fromtimestamp(when or time.time(), tz=UTC).strftime("%Y%m%d")
-    parts = ["ft", "classifier", job["model"], workspace_id, day]
-    if job.get("suffix"):
-        parts.append(job["suffix"])
-    parts.append(job["id"][:8])
+    parts = ["ft", "classifier", job.model, workspace_id, day]
+    if job.suffix:
+        parts.append(job.suffix)
+    parts.append(job.id[:8])
     return ":".join(parts)
 
 
 class Worker:
-    def __init__(self, store: Store, registry: Registry):
+    def __init__(self, store: Store, registry: Registry, limits: Limits | None = None):
         self.store = store
         self.registry = registry
+        self.limits = limits or Limits()
         self.owner = False
         self._lock_file = None
         self._stop = threading.Event()
@@ -94,7 +98,7 @@ class Worker:
             self._lock_file = lock_file
             self.owner = True
             log.info("worker lock acquired (pid %d)", os.getpid())
-            self.recover()
+            recover(self.store)
             for name, target in (("validate", self._validate_next), ("train", self._train_next)):
                 thread = threading.Thread(
                     target=self._loop, args=(name, target), name=f"factory-{name}", daemon=True
@@ -116,19 +120,6 @@ class Worker:
                 wake.wait(POLL_SECONDS)
                 wake.clear()
 
-    def recover(self) -> None:
-        """Mark jobs a previous process left half-done; remove unfinished model directories."""
-        stale = self.store.jobs_with_status(["RUNNING", "VALIDATING", "CANCELLATION_REQUESTED"])
-        stale += self.store.jobs_with_status(["QUEUED"], started=True)
-        for job in stale:
-            to = "CANCELLED" if job["status"] == "CANCELLATION_REQUESTED" else "FAILED"
-            if self.store.transition(job["id"], [job["status"]], to, event={"error": INTERRUPTED}):
-                log.warning("job %s was %s when the service stopped: %s", job["id"],
-                            job["status"], to)
-                shutil.rmtree(self.store.models_dir / job["id"], ignore_errors=True)
-        for tmp in self.store.models_dir.glob(".tmp-*"):
-            shutil.rmtree(tmp, ignore_errors=True)
-
     # -- validation --------------------------------------------------------------------------
 
     def _validate_next(self) -> bool:
@@ -139,8 +130,8 @@ class Worker:
             self.validate(job)
         return bool(jobs)
 
-    def validate(self, job: dict) -> None:
-        job_id = job["id"]
+    def validate(self, job: JobRow) -> None:
+        job_id = job.id
         if not self.store.transition(job_id, ["QUEUED"], "VALIDATING"):
             return
         try:
@@ -160,7 +151,7 @@ class Worker:
         if not self.store.transition(job_id, ["VALIDATING"], "VALIDATED", event=event, **fields):
             return
         log.info("job %s validated", job_id)
-        if job["auto_start"]:
+        if job.auto_start:
             self.start_job(job_id)
 
     def start_job(self, job_id: str) -> bool:
@@ -177,15 +168,15 @@ class Worker:
             path = self.store.file_path(file_id)
             if record is None or not path.exists():
                 raise ValidationFailed(f"{kind} file {file_id} does not exist (was it deleted?)")
-            out.append((record["filename"], path))
+            out.append((record.filename, path))
         return out
 
-    def _check(self, job: dict) -> tuple[dict, list[str]]:
-        trainer = self.registry.get(job["model"])
+    def _check(self, job: JobRow) -> tuple[dict, list[str]]:
+        trainer = self.registry.get(job.model)
         if trainer is None:
-            raise ValidationFailed(f"base model {job['model']} is not available on this machine")
-        train_files = self._files(job["training_files"], "training")
-        valid_files = self._files(job["validation_files"] or [], "validation")
+            raise ValidationFailed(f"base model {job.model} is not available on this machine")
+        train_files = self._files(job.training_files, "training")
+        valid_files = self._files(job.validation_files or [], "validation")
         report = validate_training_files(train_files, valid_files or None)
         if not report.ok:
             raise ValidationFailed(_problems(report.errors))
@@ -194,7 +185,7 @@ class Worker:
              "loss_function": "multi_class" if info.multi_label else "single_class"}
             for info in report.targets.values()
         ]
-        for requested in job["requested_targets"] or []:
+        for requested in job.requested_targets or []:
             match = next((t for t in targets if t["name"] == requested["name"]), None)
             if match is None:
                 raise ValidationFailed(
@@ -203,18 +194,35 @@ class Worker:
                 )
             match["weight"] = requested.get("weight", 1.0)
 
+        too_many = [t for t in targets if len(t["labels"]) > self.limits.max_labels]
+        if too_many:
+            t = too_many[0]
+            raise ValidationFailed(
+                f"classifier target {t['name']!r} has {len(t['labels'])} labels; this service "
+                f"trains at most {self.limits.max_labels} labels per target (serve --max-labels)"
+            )
         texts = [row["text"] for _, path in train_files for row in read_examples(path)]
         n_train = len(texts)
+        warnings = [str(p) for p in report.warnings[:MAX_PROBLEMS]]
+        if job.model == "tfidf-logreg":
+            warnings += _tfidf_usable(train_files)
+            self._check_memory(job.model, _tfidf_memory(texts, targets))
         data_tokens = sum(len(t.split()) for t in texts)
-        hp = dict(job["hyperparameters"])
+        hp = dict(job.hyperparameters)
         batch = trainer.batch_size or n_train  # 0 = full batch
         if hp.get("training_steps") is None:
             hp["training_steps"] = max(1, math.ceil((hp.get("epochs") or 1.0) * n_train / batch))
+            if hp["training_steps"] > self.limits.max_training_steps:
+                raise ValidationFailed(
+                    f"epochs={hp.get('epochs')} means {hp['training_steps']} training steps on "
+                    f"{n_train} examples; this service runs at most "
+                    f"{self.limits.max_training_steps} (serve --max-training-steps)"
+                )
         hp["epochs"] = round(hp["training_steps"] * batch / n_train, 4)
         per_step = max(1, round(data_tokens / n_train * batch))
         config = TrainConfig(hp["training_steps"], hp["learning_rate"])
         metadata = {
-            **job["metadata"],
+            **job.metadata,
             "expected_duration_seconds": int(trainer.expected_seconds(n_train, config)),
             "train_tokens_per_step": per_step,
             "train_tokens": per_step * hp["training_steps"],
@@ -222,9 +230,22 @@ class Worker:
             "training_examples": n_train,
             "validation_examples": sum(len(read_examples(path)) for _, path in valid_files),
         }
-        warnings = [str(p) for p in report.warnings[:MAX_PROBLEMS]]
         fields = {"classifier_targets": targets, "hyperparameters": hp, "metadata": metadata}
         return fields, warnings
+
+    def _check_memory(self, model: str, estimate: tuple[int, str] | None) -> None:
+        available = available_memory_bytes()
+        if estimate is None or available is None:
+            return
+        need, how = estimate
+        allowed = available * self.limits.max_train_memory_fraction
+        if need > allowed:
+            raise ValidationFailed(
+                f"training {model} on this data needs about {gib(need)} of memory ({how}); "
+                f"this machine has {gib(available)} available and the service uses at most "
+                f"{self.limits.max_train_memory_fraction:.0%} of it: use fewer labels or "
+                "shorter texts, or a sentence-encoder base model"
+            )
 
     # -- training ----------------------------------------------------------------------------
 
@@ -235,11 +256,11 @@ class Worker:
         self.train(jobs[0])
         return True
 
-    def train(self, job: dict) -> None:
-        job_id = job["id"]
+    def train(self, job: JobRow) -> None:
+        job_id = job.id
         api_key = self._secrets.pop(job_id, None)
         run = None
-        integrations = job["integrations"]
+        integrations = job.integrations
         if integrations and api_key:
             run = _wandb_run(job, api_key)
             if run is not None:
@@ -247,15 +268,15 @@ class Worker:
         if not self.store.transition(job_id, ["QUEUED"], "RUNNING", integrations=integrations):
             _finish(run)
             return
-        log.info("job %s running (%s)", job_id, job["model"])
+        log.info("job %s running (%s)", job_id, job.model)
         tmp = self.store.models_dir / f".tmp-{job_id}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        progress = _Progress(self.store, job_id, run, bool(job["validation_files"]))
+        progress = _Progress(self.store, job_id, run, bool(job.validation_files))
         try:
-            trainer = self.registry.get(job["model"])
+            trainer = self.registry.get(job.model)
             if trainer is None:
-                raise RuntimeError(f"base model {job['model']} is not available on this machine")
+                raise RuntimeError(f"base model {job.model} is not available on this machine")
             train, valid, targets, config = self._training_inputs(job)
             trainer.train(train, valid, targets, config, tmp, progress)
             progress.finish()
@@ -274,7 +295,7 @@ class Worker:
             _finish(run)
         self._publish(job, tmp, progress)
 
-    def _training_inputs(self, job: dict):
+    def _training_inputs(self, job: JobRow):
         def examples(ids: list[str]) -> list[Example]:
             return [
                 Example(row["text"], row["labels"])
@@ -282,30 +303,30 @@ class Worker:
                 for row in read_examples(self.store.file_path(file_id))
             ]
 
-        hp = job["hyperparameters"]
+        hp = job.hyperparameters
         targets = [
             TargetSpec(t["name"], list(t["labels"]), t["loss_function"] == "multi_class")
-            for t in job["classifier_targets"]
+            for t in job.classifier_targets
         ]
         config = TrainConfig(
             training_steps=hp["training_steps"], learning_rate=hp["learning_rate"],
             weight_decay=hp["weight_decay"], warmup_fraction=hp["warmup_fraction"],
         )
-        valid = examples(job["validation_files"]) if job["validation_files"] else None
-        return examples(job["training_files"]), valid, targets, config
+        valid = examples(job.validation_files) if job.validation_files else None
+        return examples(job.training_files), valid, targets, config
 
-    def _publish(self, job: dict, tmp: Path, progress: _Progress) -> None:
+    def _publish(self, job: JobRow, tmp: Path, progress: _Progress) -> None:
         """Move the trained model into place and mark the job SUCCESS (unless cancelled)."""
-        job_id = job["id"]
+        job_id = job.id
         final = self.store.models_dir / job_id
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         ft_id = model_id(job, self.store.workspace_id)
-        steps = progress.last.step if progress.last else job["hyperparameters"]["training_steps"]
-        per_step = job["metadata"].get("train_tokens_per_step") or 0
+        steps = progress.last.step if progress.last else job.hyperparameters["training_steps"]
+        per_step = job.metadata.get("train_tokens_per_step") or 0
         record = {
-            "id": ft_id, "job_id": job_id, "root": job["model"], "created": int(time.time()),
-            "classifier_targets": job["classifier_targets"], "path": f"models/{job_id}",
+            "id": ft_id, "job_id": job_id, "root": job.model, "created": int(time.time()),
+            "classifier_targets": job.classifier_targets, "path": f"models/{job_id}",
         }
         ok = self.store.transition(
             job_id, ["RUNNING"], "SUCCESS", fine_tuned_model=ft_id,
@@ -317,6 +338,46 @@ class Worker:
             return
         shutil.rmtree(final, ignore_errors=True)
         self.store.transition(job_id, ["CANCELLATION_REQUESTED"], "CANCELLED")
+
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")  # the TF-IDF word tokenizer's pattern
+TFIDF_BYTES_PER_WEIGHT = 4 * 20  # float32 weights, gradient and 7 L-BFGS pairs, with slack
+
+
+def _tfidf_usable(files: list[tuple[str, Path]]) -> list[str]:
+    """Warnings for lines with no word TF-IDF can use; ValidationFailed when no line has one."""
+    lines, total = [], 0
+    for name, path in files:
+        for number, row in enumerate(read_examples(path), start=1):
+            total += 1
+            if not _WORD.search(row["text"]):
+                lines.append(f"{name}, line {number}")
+    if lines and len(lines) == total:
+        raise ValidationFailed(
+            "no training text has a word of two letters or digits, which tfidf-logreg needs "
+            f"(e.g. {lines[0]}); use a sentence-encoder base model for such texts"
+        )
+    if not lines:
+        return []
+    more = f" and {len(lines) - 3} more" if len(lines) > 3 else ""
+    return [f"{', '.join(lines[:3])}{more}: no word of two letters or digits; tfidf-logreg "
+            "sees only its characters"]
+
+
+def _tfidf_memory(texts: list[str], targets: list[dict]) -> tuple[int, str]:
+    """Estimated peak training memory of tfidf-logreg: features x labels x bytes per weight."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    features = 0
+    for options in ({"analyzer": "word", "ngram_range": (1, 2)},
+                    {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2}):
+        try:
+            features += len(CountVectorizer(**options).fit(texts).vocabulary_)
+        except ValueError:  # no terms at all
+            pass
+    labels = sum(len(t["labels"]) for t in targets)
+    need = features * labels * TFIDF_BYTES_PER_WEIGHT + len(texts) * labels * 4 * 4
+    return need, f"{features:,} features x {labels:,} labels x {TFIDF_BYTES_PER_WEIGHT} bytes"
 
 
 def _problems(problems: list, limit: int = MAX_PROBLEMS) -> str:
@@ -364,7 +425,7 @@ class _Progress:
         if time.monotonic() - self._checked >= CANCEL_CHECK_SECONDS:
             self._checked = time.monotonic()
             job = self.store.get_job(self.job_id)
-            if job is None or job["status"] != "RUNNING":
+            if job is None or job.status != "RUNNING":
                 raise Cancelled()
 
     def finish(self) -> None:
@@ -380,23 +441,23 @@ class _Progress:
         self._saved = True
 
 
-def _wandb_run(job: dict, api_key: str):
+def _wandb_run(job: JobRow, api_key: str):
     """A W&B run when ``wandb`` is importable; the key is passed in memory, never stored."""
     try:
         import wandb
     except ImportError:
         return None
-    integration = job["integrations"][0]
+    integration = (job.integrations or [{}])[0]
     try:
         return wandb.init(
             project=integration["project"],
             name=integration.get("run_name") or integration.get("name"),
-            config={"job_id": job["id"], "model": job["model"], **job["hyperparameters"]},
+            config={"job_id": job.id, "model": job.model, **job.hyperparameters},
             settings=wandb.Settings(api_key=api_key),
             reinit=True,
         )
     except Exception as exc:
-        log.warning("W&B run for job %s not started: %s", job["id"], type(exc).__name__)
+        log.warning("W&B run for job %s not started: %s", job.id, type(exc).__name__)
         return None
 
 

@@ -4,40 +4,91 @@
 model's scores for "no text"). Single-label targets get softmax scores that sum to 1;
 multi-label targets get independent sigmoid scores (a label applies when its score is at least
 ``MULTI_LABEL_THRESHOLD`` = 0.5).
+
+Limits (see :mod:`..limits`): a request with more than ``max_request_chars`` characters in all
+is refused (413); each input longer than ``max_input_chars`` is truncated to it, as Mistral
+truncates inputs to the model's context. Concurrent requests to one model share forward passes
+(:class:`..predictors.Batcher`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
-from ..app import FactoryDep
-from ..errors import NO_MODEL, conflict, invalid, not_found
+from ..deps import Factory, FactoryDep
+from ..errors import NO_MODEL, conflict, gone, invalid, not_found, too_large
 from ..predictors import ModelUnavailable
 from ..schemas import ClassificationRequest, ClassificationResponse
+from ..store import ModelRow
 
 router = APIRouter(tags=["classifiers"])
 
 
-@router.post("/classifications", response_model=ClassificationResponse)
-def classify(body: ClassificationRequest, factory: FactoryDep):
-    model = factory.store.get_model(body.model)
+def missing_files(factory: Factory, model: ModelRow) -> bool:
+    """True (and the model unloaded) when its folder was deleted outside the service."""
+    if factory.store.model_dir(model).is_dir():
+        return False
+    factory.predictors.evict(model.id)
+    return True
+
+
+def gone_message(factory: Factory, model: ModelRow) -> str:
+    return (f"Model {model.id} is listed but its files ({factory.store.model_dir(model)}) are "
+            f"missing: they were deleted outside the service. Delete the model "
+            f"(DELETE /v1/models/{model.id}) and train it again.")
+
+
+def _texts(body: ClassificationRequest, factory: Factory) -> list[str]:
+    limits = factory.settings.limits
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    total = sum(len(t) for t in texts)
+    if total > limits.max_request_chars:
+        raise too_large(f"The inputs hold {total} characters; one classification request may "
+                        f"hold at most {limits.max_request_chars} (serve --max-request-chars). "
+                        "Send them in several requests.")
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            loc = ["body", "input"] if isinstance(body.input, str) else ["body", "input", i]
+            raise invalid(loc, f"unpaired surrogate {text[exc.start]!r} at character "
+                          f"{exc.start}: the text cannot be encoded as UTF-8") from None
+    cap = limits.max_input_chars
+    return [t[:cap] for t in texts]
+
+
+def _lookup(factory: Factory, name: str) -> ModelRow:
+    model = factory.store.get_model(name)
     if model is None:
-        if factory.registry.get(body.model) is not None:
+        if factory.registry.get(name) is not None:
             raise invalid(
                 ["body", "model"],
-                f"{body.model} is a base model without a classification head; classify with a "
+                f"{name} is a base model without a classification head; classify with a "
                 "fine-tuned model (ft:classifier:...) from a successful job",
-                body.model,
+                name,
             )
         raise not_found(NO_MODEL)
-    texts = [body.input] if isinstance(body.input, str) else body.input
+    if missing_files(factory, model):
+        raise gone(gone_message(factory, model))
+    return model
+
+
+@router.post("/classifications", response_model=ClassificationResponse)
+async def classify(body: ClassificationRequest, factory: FactoryDep):
+    texts = _texts(body, factory)
+    model = await run_in_threadpool(_lookup, factory, body.model)
     try:
-        predictor = factory.predictors.get(model)
+        batcher = await run_in_threadpool(factory.predictors.get, model)
+        results = await asyncio.wrap_future(batcher.submit(texts))
     except ModelUnavailable as exc:
         raise conflict(str(exc)) from None
-    results = predictor.predict(texts)
+    except FileNotFoundError:  # deleted between the check and the load
+        factory.predictors.evict(model.id)
+        raise gone(gone_message(factory, model)) from None
     return {
         "id": uuid.uuid4().hex,
         "model": body.model,

@@ -14,7 +14,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from ..app import FactoryDep
+from ..deps import FactoryDep
 from ..errors import NO_MODEL, conflict, invalid, not_found
 from ..predictors import ModelUnavailable
 from ..schemas import EmbeddingRequest, EmbeddingResponse
@@ -42,7 +42,7 @@ def _encoder_for(body: EmbeddingRequest, factory):
         except ModelUnavailable as exc:
             raise conflict(str(exc)) from None
         if not supports_embeddings(predictor):
-            raise _no_embeddings(body.model, model["root"])
+            raise _no_embeddings(body.model, model.root)
         return predictor
     trainer = factory.registry.get(body.model)
     if trainer is None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import mimetypes
 import os
 import uuid
+from dataclasses import asdict
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
-from ..app import Factory, FactoryDep
-from ..errors import NO_FILE, invalid, not_found
-from ..schemas import FileDeleted, FileList, FileOut, FileRetrieveOut
+from ..deps import FactoryDep, FileDep
+from ..errors import NO_FILE, ApiError, invalid, not_found, too_large
+from ..schemas import MAX_PAGE, FileDeleted, FileList, FileOut, FileRetrieveOut
 from ..store import now
 from ..uploads import UploadParser
 
@@ -23,7 +24,7 @@ async def upload_file(request: Request, factory: FactoryDep):
     store = factory.store
     limit = factory.settings.max_upload_bytes
     file_id = str(uuid.uuid4())
-    partial = store.files_dir / f".{file_id}.part"
+    partial = store.partial_path(file_id)
     try:
         parser = UploadParser(request.headers.get("content-type", ""), partial, limit)
     except ValueError as exc:
@@ -36,19 +37,13 @@ async def upload_file(request: Request, factory: FactoryDep):
         parser.discard()
         raise invalid(["body"], f"malformed multipart body: {exc}") from None
     if parser.too_large:
-        raise HTTPException(
-            status_code=413,
-            detail=f"File too large: the limit is {limit / 1024 / 1024:g} MB per file.",
-        )
+        raise too_large(f"File too large: the limit is {limit / 1024 / 1024:g} MB per file.")
     if not parser.got_file:
         parser.discard()
-        raise HTTPException(
-            status_code=422,
-            detail=[{"type": "missing", "loc": ["body", "file"], "msg": "Field required",
-                     "input": None}],
-        )
+        raise ApiError(422, [{"type": "missing", "loc": ["body", "file"],
+                              "msg": "Field required", "input": None}])
     os.replace(partial, store.file_path(file_id))
-    filename = parser.filename
+    filename = parser.filename or "upload.jsonl"
     guessed = "application/jsonl" if filename.endswith(".jsonl") else mimetypes.guess_type(
         filename)[0]
     record = store.add_file({
@@ -58,46 +53,37 @@ async def upload_file(request: Request, factory: FactoryDep):
         "mimetype": guessed or parser.part_type or "application/octet-stream",
         "visibility": parser.fields.get("visibility") or "workspace",
     })
-    return record
+    return asdict(record)
 
 
 @router.get("/files", response_model=FileList)
 def list_files(
     factory: FactoryDep,
-    page: int = Query(0, ge=0),
+    page: int = Query(0, ge=0, le=MAX_PAGE),
     page_size: int = Query(100, ge=1, le=10_000),
     include_total: bool = True,
     purpose: str | None = None,
     search: str | None = None,
 ):
     rows, total = factory.store.list_files(page, page_size, purpose, search)
-    return {"data": rows, "object": "list", "total": total if include_total else None}
-
-
-def _file(factory: Factory, file_id: str) -> dict:
-    record = factory.store.get_file(file_id)
-    if record is None:
-        raise not_found(NO_FILE)
-    return record
+    return {"data": [asdict(r) for r in rows], "object": "list",
+            "total": total if include_total else None}
 
 
 @router.get("/files/{file_id}", response_model=FileRetrieveOut)
-def retrieve_file(file_id: str, factory: FactoryDep):
-    return {**_file(factory, file_id), "deleted": False}
+def retrieve_file(file: FileDep):
+    return {**asdict(file), "deleted": False}
 
 
 @router.delete("/files/{file_id}", response_model=FileDeleted)
-def delete_file(file_id: str, factory: FactoryDep):
-    _file(factory, file_id)
-    factory.store.delete_file(file_id)
-    return {"id": file_id, "object": "file", "deleted": True}
+def delete_file(file: FileDep, factory: FactoryDep):
+    factory.store.delete_file(file.id)
+    return {"id": file.id, "object": "file", "deleted": True}
 
 
 @router.get("/files/{file_id}/content", response_class=FileResponse)
-def download_file(file_id: str, factory: FactoryDep):
-    record = _file(factory, file_id)
-    path = factory.store.file_path(file_id)
+def download_file(file: FileDep, factory: FactoryDep):
+    path = factory.store.file_path(file.id)
     if not path.exists():
         raise not_found(NO_FILE)
-    return FileResponse(path, media_type="application/octet-stream",
-                        filename=record["filename"])
+    return FileResponse(path, media_type="application/octet-stream", filename=file.filename)

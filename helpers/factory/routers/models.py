@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
-from ..app import Factory, FactoryDep
-from ..errors import NO_MODEL, not_found
+from ..deps import Factory, FactoryDep, ModelDep
+from ..errors import ApiError, gone
 from ..schemas import ModelCard, ModelDeleted, ModelList
+from ..store import ModelRow
 from ..trainers import ENCODERS
+from .classifications import gone_message, missing_files
 
 router = APIRouter(tags=["models"])
 
@@ -26,44 +28,41 @@ def base_card(factory: Factory, model_id: str) -> dict:
     }
 
 
-def ft_card(factory: Factory, model: dict) -> dict:
-    trainer = factory.registry.get(model["root"])
+def ft_card(factory: Factory, model: ModelRow) -> dict:
+    trainer = factory.registry.get(model.root)
     return {
-        "id": model["id"], "type": "fine-tuned", "created": model["created"],
-        "job": model["job_id"], "root": model["root"], "archived": bool(model["archived"]),
-        "description": f"{model['root']} fine-tuned by job {model['job_id']}",
+        "id": model.id, "type": "fine-tuned", "created": model.created,
+        "job": model.job_id, "root": model.root, "archived": model.archived,
+        "description": f"{model.root} fine-tuned by job {model.job_id}",
         "max_context_length": getattr(trainer, "max_length", None)
         or getattr(trainer, "max_context_length", 512),
         "capabilities": {"fine_tuning": False, "classification": True},
-        "classifier_targets": model["classifier_targets"],
+        "classifier_targets": model.classifier_targets,
     }
 
 
 @router.get("/models", response_model=ModelList)
 def list_models(factory: FactoryDep):
     cards = [base_card(factory, m) for m in factory.registry.available()]
-    cards += [ft_card(factory, m) for m in factory.store.list_models()]
+    cards += [ft_card(factory, m) for m in factory.store.list_models()
+              if not missing_files(factory, m)]
     return {"object": "list", "data": cards}
 
 
 @router.get("/models/{model_id:path}", response_model=ModelCard)
-def retrieve_model(model_id: str, factory: FactoryDep):
-    model = factory.store.get_model(model_id)
-    if model is not None:
-        return ft_card(factory, model)
-    if factory.registry.get(model_id) is not None:
-        return base_card(factory, factory.registry.canonical(model_id))
-    raise not_found(NO_MODEL)
+def retrieve_model(model: ModelDep, factory: FactoryDep):
+    if isinstance(model, str):
+        return base_card(factory, model)
+    if missing_files(factory, model):
+        raise gone(gone_message(factory, model))
+    return ft_card(factory, model)
 
 
 @router.delete("/models/{model_id:path}", response_model=ModelDeleted)
-def delete_model(model_id: str, factory: FactoryDep):
-    model = factory.store.get_model(model_id)
-    if model is None:
-        if factory.registry.get(model_id) is not None:
-            raise HTTPException(status_code=400, detail="Base models cannot be deleted.")
-        raise not_found(NO_MODEL)
-    factory.store.delete_model(model_id)
-    factory.predictors.evict(model_id)
-    shutil.rmtree(factory.store.data_dir / model["path"], ignore_errors=True)
-    return {"id": model_id, "object": "model", "deleted": True}
+def delete_model(model: ModelDep, factory: FactoryDep):
+    if isinstance(model, str):
+        raise ApiError(400, "Base models cannot be deleted.")
+    factory.store.delete_model(model.id)
+    factory.predictors.evict(model.id)
+    shutil.rmtree(factory.store.model_dir(model), ignore_errors=True)
+    return {"id": model.id, "object": "model", "deleted": True}

@@ -1,0 +1,171 @@
+"""The fine-tuning job life cycle: which status moves are allowed, and who makes them.
+
+::
+
+    QUEUED --(worker)--> VALIDATING --> VALIDATED --(start)--> QUEUED* --> RUNNING --> SUCCESS
+                                   \\-> FAILED_VALIDATION                          \\-> FAILED
+    cancel: QUEUED, VALIDATING, VALIDATED, QUEUED* -> CANCELLED;
+            RUNNING -> CANCELLATION_REQUESTED -> CANCELLED (the trainer stops at its next step)
+
+``QUEUED*`` is a job queued for training (``started`` is set by ``start`` or ``auto_start``).
+:class:`Jobs` holds the request-side rules (create, start, cancel); the :class:`~.worker.Worker`
+makes the background moves; :meth:`~.store.Store.transition` refuses any move not listed in
+:data:`TRANSITIONS`; :func:`recover` repairs what a stopped process left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .errors import NO_JOB, conflict, invalid, not_found
+
+if TYPE_CHECKING:
+    from .limits import Limits
+    from .schemas import JobCreate
+    from .store import JobRow, Store
+    from .trainers import Registry
+    from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"})
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "QUEUED": frozenset({"VALIDATING", "RUNNING", "CANCELLED", "FAILED"}),
+    "VALIDATING": frozenset({"VALIDATED", "FAILED_VALIDATION", "CANCELLED", "QUEUED", "FAILED"}),
+    "VALIDATED": frozenset({"QUEUED", "CANCELLED"}),
+    "RUNNING": frozenset({"SUCCESS", "FAILED", "CANCELLATION_REQUESTED", "CANCELLED"}),
+    "CANCELLATION_REQUESTED": frozenset({"CANCELLED", "FAILED"}),
+    **{status: frozenset() for status in TERMINAL},
+}
+INTERRUPTED = "interrupted: the service restarted while this job was running"
+REQUEUED = "requeued: the service restarted before this job's validation finished"
+CANCEL_RETRIES = 5  # the worker may move the job between our read and our write
+
+
+def check_transition(from_statuses: Iterable[str], to_status: str) -> None:
+    for status in from_statuses:
+        if to_status not in TRANSITIONS.get(status, frozenset()):
+            raise ValueError(f"a job cannot move from {status} to {to_status}")
+
+
+def refusal(model: str, available: list[str]) -> str:
+    hosted = ""
+    if "ministral" in model or "mistral" in model:
+        hosted = (
+            f"{model} is a Mistral-hosted model whose weights are not available locally, and "
+            "Mistral retired hosted classifier training in July 2026. "
+        )
+    return (
+        f"{hosted}Model {model!r} cannot be fine-tuned on this machine; "
+        f"use one of: {', '.join(available)}."
+    )
+
+
+class Jobs:
+    """Request-side job rules: create (with its checks), start and cancel."""
+
+    def __init__(self, store: Store, registry: Registry, worker: Worker, limits: Limits):
+        self.store = store
+        self.registry = registry
+        self.worker = worker
+        self.limits = limits
+
+    def get(self, job_id: str) -> JobRow:
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise not_found(NO_JOB)
+        return job
+
+    def create(self, body: JobCreate) -> JobRow:
+        from .trainers import hyperparameters_with_defaults
+
+        if body.job_type == "completion":
+            raise invalid(["body", "job_type"], "the local Classifier Factory only runs "
+                          "classifier jobs (job_type='classifier')", body.job_type)
+        trainer = self.registry.get(body.model)
+        if trainer is None:
+            raise invalid(["body", "model"], refusal(body.model, self.registry.available()),
+                          body.model)
+        steps = body.hyperparameters.training_steps
+        if steps is not None and steps > self.limits.max_training_steps:
+            raise invalid(["body", "hyperparameters", "training_steps"],
+                          f"at most {self.limits.max_training_steps} training steps "
+                          "(serve --max-training-steps)", steps)
+        if not body.training_files:
+            raise invalid(["body", "training_files"], "At least one training file is required.",
+                          [])
+        for kind, ids in (("Training", [f.file_id for f in body.training_files]),
+                          ("Validation", body.validation_files or [])):
+            for file_id in ids:
+                if self.store.get_file(file_id) is None:
+                    raise not_found(f"{kind} file {file_id} does not exist.")
+        integrations = None
+        if body.integrations:
+            integrations = [
+                {"type": "wandb", "project": i.project, "name": i.name, "run_name": i.run_name,
+                 "url": None}
+                for i in body.integrations
+            ]
+        job = self.store.create_job({
+            "model": self.registry.canonical(body.model),
+            "auto_start": int(body.auto_start),
+            "training_files": [f.file_id for f in body.training_files],
+            "validation_files": body.validation_files,
+            "hyperparameters": hyperparameters_with_defaults(
+                trainer, body.hyperparameters.model_dump()),
+            "suffix": body.suffix,
+            "integrations": integrations,
+            "requested_targets": [t.model_dump() for t in body.classifier_targets or []] or None,
+            "metadata": {"cost": 0.0, "cost_currency": "EUR"},
+        })
+        if body.integrations:
+            self.worker.remember_secret(job.id, body.integrations[0].api_key)
+        self.worker.notify()
+        return job
+
+    def start(self, job_id: str) -> JobRow:
+        """VALIDATED -> QUEUED for training; 409 from any other status."""
+        self.get(job_id)
+        if not self.worker.start_job(job_id):
+            status = self.get(job_id).status
+            raise conflict(f"Job {job_id} cannot be started: its status is {status}; only "
+                           "VALIDATED jobs can be started.")
+        return self.get(job_id)
+
+    def cancel(self, job_id: str) -> JobRow:
+        """Cancel now, or ask the trainer to stop (RUNNING); a finished job is left as it is."""
+        for _ in range(CANCEL_RETRIES):
+            status = self.get(job_id).status
+            if status in TERMINAL or status == "CANCELLATION_REQUESTED":
+                break
+            to = "CANCELLATION_REQUESTED" if status == "RUNNING" else "CANCELLED"
+            if self.store.transition(job_id, [status], to):
+                if to == "CANCELLED":
+                    self.worker.forget_secret(job_id)
+                break
+        return self.get(job_id)
+
+
+def recover(store: Store) -> None:
+    """Repair what a process that stopped (or was killed) left half-done.
+
+    Training that was interrupted is FAILED (CANCELLED if a cancel was pending) and its partial
+    model removed; a validation that was interrupted goes back to the queue.
+    Jobs queued for training that never started stay queued.
+    """
+    for job in store.jobs_with_status(["RUNNING", "CANCELLATION_REQUESTED"]):
+        to = "CANCELLED" if job.status == "CANCELLATION_REQUESTED" else "FAILED"
+        if store.transition(job.id, [job.status], to, event={"error": INTERRUPTED}):
+            log.warning("job %s was %s when the service stopped: %s", job.id, job.status, to)
+            shutil.rmtree(store.models_dir / job.id, ignore_errors=True)
+    for job in store.jobs_with_status(["VALIDATING"]):
+        if store.transition(job.id, ["VALIDATING"], "QUEUED", event={"info": REQUEUED}):
+            log.warning("job %s was being validated when the service stopped: queued again",
+                        job.id)
+    for tmp in store.models_dir.glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    for partial in store.remove_stale_partials():
+        log.warning("removed %s, an upload interrupted when its service stopped", partial.name)
