@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from pathlib import Path
+from typing import BinaryIO
 
 from python_multipart import MultipartParser
 from python_multipart.multipart import MultipartState, parse_options_header
@@ -53,7 +54,7 @@ class UploadParser:
         self._headers: dict[str, bytes] = {}
         self._name: str | None = None
         self._value = bytearray()
-        self._out = None
+        self._out: BinaryIO | None = None
         self._parser = MultipartParser(
             params[b"boundary"],
             {

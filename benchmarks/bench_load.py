@@ -1,0 +1,234 @@
+"""Load on the local Classifier Factory: many single-utterance clients vs one batching client.
+
+Starts a service on loopback (a temporary data directory), trains a small ``minilm-l6-v2``
+classifier on Banking77 (``../shared/data``; synthetic utterances when it is absent), then, in
+one run and against the same model:
+
+1. **batch**: one client sends batches of 64 utterances back to back for ``--batch-seconds``:
+   utterances/s and the median time of one full batch;
+2. **load**: ``--clients`` concurrent clients (asyncio, one keep-alive connection each) each send
+   one utterance at a time for ``--duration`` seconds: utterances/s, errors, p50/p95 latency;
+3. **largest request**: one request at the character limit (accepted) and one over the body
+   limit (refused), and the service's peak memory over everything above.
+
+Targets (issue 14): 0 errors; load utterances/s >= 70% of batch utterances/s; p95 <= 2x one full
+batch time; peak memory within 1 GB of idle. Other processes on the machine slow everything
+down: the load average is recorded with the figures (``benchmarks/results/load.jsonl``).
+
+    python benchmarks/bench_load.py                     # 64 clients, 30 s
+    python benchmarks/bench_load.py --duration 10 --clients 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from helpers.factory import start_local_factory, stop_local_factory
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT.parent.parent / "shared" / "data" / "banking77" / "banking77.jsonl"
+RESULTS = ROOT / "results" / "load.jsonl"
+BATCH = 64
+MAX_REQUESTS_PER_CLIENT = 100_000  # a bound on every loop, whatever the duration
+
+
+def utterances(n_train: int, seed: int = 0) -> tuple[list[dict], list[str]]:
+    """(training rows, utterances to classify) from Banking77, else synthetic."""
+    rng = random.Random(seed)
+    if DATA.exists():
+        rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+        train = [r for r in rows if r["split"] == "train"]
+        rng.shuffle(train)
+        train = [{"text": r["text"], "labels": {"intent": r["label_text"]}}
+                 for r in train[:n_train]]
+        test = [r["text"] for r in rows if r["split"] == "test"]
+        return train, test
+    words = {"alarm": "wake alarm set morning", "music": "play song jazz album",
+             "weather": "rain forecast sunny cold"}
+    train = [{"text": " ".join(rng.sample(w.split(), 3)), "labels": {"intent": k}}
+             for _ in range(n_train // 3) for k, w in words.items()]
+    return train, [r["text"] for r in train]
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class PeakMemory:
+    """Samples a process's resident memory every 0.2 s in a thread."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, rss_mib(pid), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, rss_mib(self.pid))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def train_model(url: str, rows: list[dict], steps: int, folder: Path) -> str:
+    path = folder / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with httpx.Client(base_url=url, timeout=60) as client:
+        with open(path, "rb") as f:
+            file_id = client.post("/v1/files", files={"file": ("train.jsonl", f)}).json()["id"]
+        job = client.post("/v1/fine_tuning/jobs", json={
+            "model": "minilm-l6-v2", "training_files": [{"file_id": file_id}],
+            "hyperparameters": {"training_steps": steps}, "auto_start": True}).json()
+        deadline = time.monotonic() + 1800
+        while job["status"] not in {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"}:
+            assert time.monotonic() < deadline, "training took over 30 minutes"
+            time.sleep(1)
+            job = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
+        if job["status"] != "SUCCESS":
+            raise RuntimeError(f"training ended {job['status']}: {job['events'][-1]}")
+        return job["fine_tuned_model"]
+
+
+def batch_phase(url: str, model: str, texts: list[str], seconds: float) -> dict:
+    times, n = [], 0
+    with httpx.Client(base_url=url, timeout=120) as client:
+        client.post("/v1/classifications", json={"model": model, "input": texts[:BATCH]})
+        start = time.monotonic()
+        for i in range(MAX_REQUESTS_PER_CLIENT):
+            if time.monotonic() - start >= seconds:
+                break
+            chunk = [texts[(i * BATCH + j) % len(texts)] for j in range(BATCH)]
+            t0 = time.monotonic()
+            response = client.post("/v1/classifications", json={"model": model, "input": chunk})
+            response.raise_for_status()
+            times.append(time.monotonic() - t0)
+            n += BATCH
+        elapsed = time.monotonic() - start
+    return {"utterances_per_s": n / elapsed, "batch_seconds_p50": statistics.median(times),
+            "batches": len(times)}
+
+
+async def load_phase(url: str, model: str, texts: list[str], clients: int,
+                     seconds: float) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    deadline = time.monotonic() + seconds
+
+    async def one_client(k: int) -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+            for i in range(MAX_REQUESTS_PER_CLIENT):
+                if time.monotonic() >= deadline:
+                    return
+                text = texts[(k * 7919 + i) % len(texts)]
+                t0 = time.monotonic()
+                try:
+                    response = await client.post("/v1/classifications",
+                                                 json={"model": model, "input": text})
+                    if response.status_code != 200:
+                        errors.append(f"{response.status_code}: {response.text[:100]}")
+                        continue
+                except httpx.HTTPError as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                latencies.append(time.monotonic() - t0)
+
+    start = time.monotonic()
+    await asyncio.gather(*(one_client(k) for k in range(clients)))
+    elapsed = time.monotonic() - start
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    return {"utterances_per_s": len(latencies) / elapsed, "requests": len(latencies),
+            "errors": len(errors), "error_examples": errors[:3],
+            "latency_p50_s": pick(0.5), "latency_p95_s": pick(0.95)}
+
+
+def largest_requests(url: str, model: str) -> dict:
+    """One request at the character limit (1,000,000 characters) and one over the body limit."""
+    with httpx.Client(base_url=url, timeout=300) as client:
+        at_limit = client.post("/v1/classifications",
+                               json={"model": model, "input": ["book a flight " * 7] * 10_000})
+        over = client.post("/v1/classifications",
+                           json={"model": model, "input": "x" * (17 * 1024 * 1024)})
+    return {"at_char_limit_status": at_limit.status_code, "over_body_limit_status":
+            over.status_code}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--batch-seconds", type=float, default=15.0)
+    parser.add_argument("--train-examples", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+
+    train_rows, texts = utterances(args.train_examples)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
+        data_dir = Path(tmp) / "factory"
+        url = start_local_factory(data_dir, timeout=180)
+        try:
+            pid = httpx.get(f"{url}/health").json()["pid"]
+            model = train_model(url, train_rows, args.steps, Path(tmp))
+            httpx.post(f"{url}/v1/classifications", json={"model": model, "input": texts[:8]},
+                       timeout=120)
+            time.sleep(1)
+            idle = rss_mib(pid)
+            memory = PeakMemory(pid)
+            batch = batch_phase(url, model, texts, args.batch_seconds)
+            load = asyncio.run(load_phase(url, model, texts, args.clients, args.duration))
+            largest = largest_requests(url, model)
+            peak = memory.stop()
+        finally:
+            stop_local_factory(data_dir)
+    load_after = os.getloadavg()
+    result = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average_before": round(load_before[0], 2),
+        "load_average_after": round(load_after[0], 2),
+        "clients": args.clients, "duration_s": args.duration,
+        "batch": batch, "load": load, **largest,
+        "ratio_load_to_batch": load["utterances_per_s"] / batch["utterances_per_s"],
+        "p95_over_batch_time": load["latency_p95_s"] / batch["batch_seconds_p50"],
+        "memory_idle_mib": round(idle), "memory_peak_mib": round(peak),
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    with open(RESULTS, "a", encoding="utf-8") as f:
+        f.write(json.dumps(result) + "\n")
+    print(f"| figure | value | target |\n|---|---|---|\n"
+          f"| batch of {BATCH}: utterances/s | {batch['utterances_per_s']:.0f} | |\n"
+          f"| batch of {BATCH}: time of one batch (p50) | {batch['batch_seconds_p50']:.3f} s | |\n"
+          f"| {args.clients} clients: utterances/s | {load['utterances_per_s']:.0f} "
+          f"({result['ratio_load_to_batch']:.0%} of batch) | >= 70% |\n"
+          f"| {args.clients} clients: errors | {load['errors']} | 0 |\n"
+          f"| {args.clients} clients: latency p50 / p95 | {load['latency_p50_s']:.3f} / "
+          f"{load['latency_p95_s']:.3f} s ({result['p95_over_batch_time']:.1f}x batch) "
+          f"| p95 <= 2x |\n"
+          f"| memory idle / peak | {idle:.0f} / {peak:.0f} MiB | peak - idle <= 1024 |\n"
+          f"| 1M-character request / 17 MiB body | {largest['at_char_limit_status']} / "
+          f"{largest['over_body_limit_status']} | 200 / 413 |\n"
+          f"| load average before / after | {load_before[0]:.1f} / {load_after[0]:.1f} | |")
+
+
+if __name__ == "__main__":
+    main()
