@@ -47,7 +47,9 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,7 +61,11 @@ from tqdm import tqdm
 from helpers.notebook import project_root
 
 RESULTS = ["status", "accuracy", "macro_f1", "train_seconds", "wall_seconds", "failed_notebook",
-           "error"]
+           "error", "worker"]
+# Torch/BLAS threads of a point's kernel and Classifier Factory; the encoder trainer honours
+# INTENT_TORCH_THREADS (documented in helpers/batch.py and the README).
+THREAD_VARIABLES = ("INTENT_TORCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                    "OPENBLAS_NUM_THREADS")
 
 
 class BatchError(ValueError):
@@ -164,31 +170,65 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _run_point(folder: Path, params: dict, notebooks, declared, bar) -> dict:
-    """Execute the notebooks for one point; write ``status.json`` and return its content."""
+def _kernel_manager_class(env: dict, socket_dir: str | None):
+    """A kernel manager for one point: its kernel gets ``env`` on top of ours and, when
+    ``socket_dir`` is given, talks over private IPC sockets there instead of TCP ports, so
+    concurrent points never race for a port (papermill#511, nbconvert#1066)."""
+    from jupyter_client import AsyncKernelManager
+
+    class PointKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            if socket_dir:
+                kwargs.update(transport="ipc", ip=os.path.join(socket_dir, "kernel"),
+                              cache_ports=False)
+            super().__init__(**kwargs)
+
+        async def _async_pre_start_kernel(self, **kw):
+            kw["env"] = {**kw.get("env", os.environ), **env}
+            return await super()._async_pre_start_kernel(**kw)
+
+    return PointKernelManager
+
+
+def _run_point(folder: Path, params: dict, notebooks, declared, bar=None, *, worker="local",
+               env=None, on_notebook=None) -> dict:
+    """Execute the notebooks for one point; write ``status.json`` and return its content.
+    ``env`` goes to the kernels (and the services they start); ``on_notebook(path)`` is called
+    before each notebook."""
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ["status.json", *(p.name for p in notebooks)]:
         (folder / stale).unlink(missing_ok=True)
     outputs = [folder / "metrics.json", folder / "job.json"]
     before = [p.stat().st_mtime_ns if p.exists() else None for p in outputs]
     status = {"status": "ok", "parameters": params, "notebooks": [p.name for p in notebooks],
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "worker": worker,
+              **({"threads": env["INTENT_TORCH_THREADS"]} if env else {})}
     start = time.perf_counter()
+    # IPC sockets need a short path (108 bytes), so not under a deep --out
+    socket_dir = None if os.name == "nt" else tempfile.mkdtemp(prefix="batch-kernel-")
+    engine = {"kernel_manager_class": _kernel_manager_class(env or {}, socket_dir)}
     for i, path in enumerate(notebooks):
         nb_params = {k: v for k, v in params.items() if k in declared[path]}
         if "work_dir" in declared[path]:
             nb_params["work_dir"] = str(folder)
+        if on_notebook:
+            on_notebook(path)
         try:
             pm.execute_notebook(str(path), str(folder / path.name), parameters=nb_params,
-                                cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+                                cwd=str(path.parent), kernel_name="python3", progress_bar=False,
+                                **engine)
         except Exception as exc:  # record it, go on with the next point
             text = (f"{exc.ename}: {exc.evalue}" if isinstance(exc, pm.PapermillExecutionError)
                     else f"{type(exc).__name__}: {exc}")
             error = [line for line in text.splitlines() if line.strip()][-1]
             status.update(status="failed", failed_notebook=path.name, error=error)
-            bar.update(len(notebooks) - i)
+            if bar is not None:
+                bar.update(len(notebooks) - i)
             break
-        bar.update(1)
+        if bar is not None:
+            bar.update(1)
+    if socket_dir:
+        shutil.rmtree(socket_dir, ignore_errors=True)
     # results only from files this run wrote, not from an earlier run in the same folder
     metrics, job = (_read_json(p) if p.exists() and p.stat().st_mtime_ns != mtime else {}
                     for p, mtime in zip(outputs, before, strict=True))
@@ -196,18 +236,27 @@ def _run_point(folder: Path, params: dict, notebooks, declared, bar) -> dict:
                          "train_seconds": job.get("train_seconds")}
     status["wall_seconds"] = round(time.perf_counter() - start, 1)
     status["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    tmp = folder / "status.json.tmp"  # written then renamed: a status.json is always complete
-    tmp.write_text(json.dumps(status, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, folder / "status.json")
+    _write_status(folder, status)
     return status
 
 
+def _write_status(folder: Path, status: dict) -> None:
+    tmp = folder / "status.json.tmp"  # written then renamed: a status.json is always complete
+    tmp.write_text(json.dumps(status, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, folder / "status.json")
+
+
 def run_batch(out_dir, grid: dict | None = None, fixed: dict | None = None, notebooks=None,
-              progress: bool = True) -> pd.DataFrame:
+              progress: bool = True, workers: int = 1, cluster: str | None = None
+              ) -> pd.DataFrame:
     """Run ``notebooks`` for every point of ``grid`` (name -> list of values) with the
     ``fixed`` values; write the summary files into ``out_dir`` and return the summary table.
-    Raises :class:`BatchError` before running anything when the batch is misconfigured."""
+    ``workers`` > 1 runs that many points at once on a local Dask cluster; ``cluster`` (a
+    scheduler address) sends the points to an existing one. Raises :class:`BatchError`
+    before running anything when the batch is misconfigured."""
     grid, fixed = dict(grid or {}), dict(fixed or {})
+    if workers < 1:
+        raise BatchError(f"--workers must be at least 1, got {workers}")
     paths = select_notebooks(notebooks)
     declared = {p: declared_parameters(p) for p in paths}
     check_names([*grid, *fixed], declared)
@@ -218,37 +267,261 @@ def run_batch(out_dir, grid: dict | None = None, fixed: dict | None = None, note
     if not points or len(set(names)) < len(names):
         raise BatchError("a --grid list is empty or gives the same run name twice")
 
-    out, rows = Path(out_dir).resolve(), []
+    out = Path(out_dir).resolve()
+    jobs = {name: {**point, **fixed} for point, name in zip(points, names, strict=True)}
+    rows: dict[str, dict] = {}
     loggers = [logging.getLogger(n) for n in ("papermill", "papermill.translators")]
     for logger in loggers:
         logger.addFilter(_quiet_papermill)
-    bar = tqdm(total=len(points) * len(paths), unit="notebook", disable=not progress)
     try:
-        for n, (point, name) in enumerate(zip(points, names, strict=True), 1):
-            params = {**point, **fixed}
-            status = _read_json(out / name / "status.json")
-            wanted = {"status": "ok", "notebooks": [p.name for p in paths],
-                      "parameters": json.loads(json.dumps(params, default=str))}
-            done = all(status.get(key) == value for key, value in wanted.items())
+        if workers == 1 and not cluster:  # in-process, no Dask import
+            _run_serial(out, jobs, paths, declared, rows, progress)
+        else:
+            _run_distributed(out, jobs, paths, declared, rows, progress, workers, cluster)
+    finally:
+        for logger in loggers:
+            logger.removeFilter(_quiet_papermill)
+        # also after Ctrl-C: finished points as recorded, the others "cancelled"
+        cancelled = {"status": "cancelled"}
+        df = pd.DataFrame([rows.get(name) or _row(name, jobs[name], cancelled) for name in jobs],
+                          columns=["run", *grid, *fixed, *RESULTS])
+        write_summary(df, out, list(grid))
+    return df
+
+
+def _finished(folder: Path, params: dict, notebooks) -> dict | None:
+    """The point's ``status.json`` if it records a success with these parameters and notebooks."""
+    status = _read_json(folder / "status.json")
+    wanted = {"status": "ok", "notebooks": [p.name for p in notebooks],
+              "parameters": json.loads(json.dumps(params, default=str))}
+    return status if all(status.get(k) == v for k, v in wanted.items()) else None
+
+
+def _row(name: str, params: dict, status: dict) -> dict:
+    return {"run": name, **params, **{k: status.get(k) for k in RESULTS},
+            **status.get("results", {})}
+
+
+def _describe(row: dict, done_earlier: bool) -> str:
+    return (f"{row['run']}: {row['status']}"
+            + (" (done earlier)" if done_earlier else
+               "" if row["wall_seconds"] is None else f" in {row['wall_seconds']:.0f} s")
+            + ("" if done_earlier or row["worker"] in (None, "local") else f" on {row['worker']}")
+            + ("" if row["accuracy"] is None else f", accuracy {row['accuracy']:.3f}")
+            + (f", {row['failed_notebook'] or 'error'}: {row['error']}" if row["error"] else ""))
+
+
+def _run_serial(out: Path, jobs: dict, paths, declared, rows: dict, progress: bool) -> None:
+    bar = tqdm(total=len(jobs) * len(paths), unit="notebook", disable=not progress)
+    try:
+        for n, (name, params) in enumerate(jobs.items(), 1):
+            status = _finished(out / name, params, paths)
+            done = status is not None
             if done:
                 bar.update(len(paths))
             else:
                 status = _run_point(out / name, params, paths, declared, bar)
-            row = {"run": name, **params, **{k: status.get(k) for k in RESULTS},
-                   **status.get("results", {})}
-            rows.append(row)
+            rows[name] = _row(name, params, status)
             if progress:
-                bar.write(f"[{n}/{len(points)}] {name}: {row['status']}"
-                          + (" (done earlier)" if done else f" in {row['wall_seconds']:.0f} s")
-                          + ("" if row["accuracy"] is None else f", accuracy {row['accuracy']:.3f}")
-                          + (f", {row['failed_notebook']}: {row['error']}" if row["error"] else ""))
+                bar.write(f"[{n}/{len(jobs)}] " + _describe(rows[name], done))
     finally:
         bar.close()
-        for logger in loggers:
-            logger.removeFilter(_quiet_papermill)
-    df = pd.DataFrame(rows, columns=["run", *grid, *fixed, *RESULTS])
-    write_summary(df, out, list(grid))
-    return df
+
+
+# --- Dask: --workers N (a local cluster) or --cluster ADDRESS --------------------------------
+
+DISTRIBUTED_EXTRA = ("--workers N (N > 1) and --cluster need Dask's distributed scheduler, an "
+                     "optional extra: pip install 'intent-classifier-helpers[distributed]' "
+                     "(or `make install` in the checkout)")
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def thread_env(slots: int) -> dict:
+    """Environment for a point that shares this machine with ``slots - 1`` others: torch and
+    BLAS threads = its share of the cores, unless ``INTENT_TORCH_THREADS`` is set already."""
+    threads = os.environ.get("INTENT_TORCH_THREADS") or str(max(1, _cores() // max(1, slots)))
+    return dict.fromkeys(THREAD_VARIABLES, threads)
+
+
+def _marker_problem(marker: str, token: str, notebooks: dict[str, str]) -> str | None:
+    """Runs on a worker: why it cannot run points of this batch, or None. It must see the
+    marker the client wrote in --out, and the same notebooks at the same paths."""
+    try:
+        seen = Path(marker).read_text(encoding="utf-8")
+    except OSError:
+        seen = None
+    if seen != token:
+        return (f"cannot see {marker} that the client wrote in --out: --out must be on storage "
+                "that the client and every worker share (same path)")
+    for path, digest in notebooks.items():
+        try:
+            same = hashlib.sha1(Path(path).read_bytes()).hexdigest() == digest
+        except OSError:
+            same = False
+        if not same:
+            return (f"does not see the client's {path}: the notebooks must be at the same path "
+                    "on every worker (e.g. the checkout on the shared storage)")
+    return None
+
+
+def _point_task(folder: str, params: dict, notebooks: list, declared: dict, run_id: str,
+                marker: tuple, host_slots: dict) -> dict:
+    """Runs on a Dask worker: one point, in its own folder, kernels and Classifier Factory."""
+    from distributed import get_worker
+    from distributed.comm import get_address_host
+
+    worker = get_worker()
+    folder = Path(folder)
+    if problem := _marker_problem(*marker):
+        return {"status": "failed", "error": f"worker {worker.address} {problem}",
+                "worker": worker.address}
+    status = _read_json(folder / "status.json")
+    if status.get("run_id") == run_id:  # recomputed after its result was lost with a worker
+        return status
+    running = folder / "running.json"
+    earlier = _read_json(running)
+    if earlier.get("run_id") == run_id:
+        # the scheduler retries a task whose worker died; record the death instead
+        status = {"status": "failed", "parameters": params, "run_id": run_id,
+                  "notebooks": [p.name for p in notebooks], "worker": earlier.get("worker"),
+                  "failed_notebook": earlier.get("notebook"), "results": {},
+                  "error": f"worker {earlier.get('worker')} died while running this point "
+                           f"(pid {earlier.get('pid')}); rerun the command to finish it"}
+        _write_status(folder, status)
+        running.unlink(missing_ok=True)
+        return status
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def on_notebook(path: Path) -> None:
+        record = {"run_id": run_id, "worker": worker.address, "pid": os.getpid(),
+                  "notebook": path.name}
+        tmp = running.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(tmp, running)
+
+    slots = host_slots.get(get_address_host(worker.address)) or worker.state.nthreads
+    status = _run_point(folder, params, notebooks, declared, worker=worker.address,
+                        env=thread_env(slots), on_notebook=on_notebook)
+    status["run_id"] = run_id
+    _write_status(folder, status)
+    running.unlink(missing_ok=True)
+    return status
+
+
+def _dask_client(workers: int, cluster: str | None):
+    """A ``distributed.Client`` for the scheduler at ``cluster``, or for a new local cluster of
+    ``workers`` processes with one thread each (closed with the client)."""
+    try:
+        import dask
+        import distributed
+    except ImportError as exc:
+        raise BatchError(DISTRIBUTED_EXTRA) from exc
+    if cluster:
+        try:
+            return distributed.Client(cluster, timeout="30s")
+        except (OSError, TimeoutError) as exc:
+            raise BatchError(f"cannot reach the Dask scheduler at {cluster!r}: {exc}") from exc
+    # one point per worker at a time (no second point waiting inside a busy worker)
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                         processes=True, dashboard_address=None)
+    client = distributed.Client(local)
+    client._batch_cluster = local  # closed with the client below
+    return client
+
+
+def _run_distributed(out: Path, jobs: dict, paths, declared, rows: dict, progress: bool,
+                     workers: int, cluster: str | None) -> None:
+    import uuid
+
+    client = _dask_client(workers, cluster)
+    from distributed import wait
+
+    run_id = uuid.uuid4().hex
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / f".batch-{run_id}"
+    marker.write_text(run_id, encoding="utf-8")
+    notebooks = {str(p): hashlib.sha1(p.read_bytes()).hexdigest() for p in paths}
+    bar, pending = None, {}
+    try:
+        problems = {w: p for w, p in client.run(_marker_problem, str(marker), run_id,
+                                                notebooks).items() if p}
+        if problems:
+            raise BatchError("; ".join(f"worker {w} {p}" for w, p in problems.items()))
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        host_slots: dict[str, int] = {}
+        for worker in info.values():
+            host_slots[worker["host"]] = host_slots.get(worker["host"], 0) + worker["nthreads"]
+        where = cluster or f"a local cluster of {workers} worker processes"
+        print(f"{len(jobs)} points on {where} ({len(info)} workers now)", file=sys.stderr)
+
+        bar = tqdm(total=len(jobs), unit="point", disable=not progress)
+        failed = 0
+        for name, params in jobs.items():
+            if status := _finished(out / name, params, paths):
+                rows[name] = _row(name, params, status)
+                bar.update(1)
+                if progress:
+                    bar.write(f"[{bar.n}/{len(jobs)}] " + _describe(rows[name], True))
+                continue
+            future = client.submit(_point_task, str(out / name), params, paths, declared, run_id,
+                                   (str(marker), run_id, notebooks), host_slots,
+                                   key=f"batch-{run_id[:8]}-{name}", pure=False)
+            pending[future] = name
+        while pending:
+            try:
+                wait(list(pending), timeout=2, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            for future in [f for f in pending if f.done()]:
+                name = pending.pop(future)
+                status = _collect(future, out / name, jobs[name], paths, run_id)
+                rows[name] = _row(name, jobs[name], status)
+                failed += status.get("status") != "ok"
+                bar.update(1)
+                if progress:
+                    bar.write(f"[{bar.n}/{len(jobs)}] " + _describe(rows[name], False))
+            running = sum(_read_json(out / n / "running.json").get("run_id") == run_id
+                          for n in pending.values())
+            bar.set_postfix_str(f"running {running}, queued {len(pending) - running}, "
+                                f"failed {failed}", refresh=True)
+    except KeyboardInterrupt:
+        # cancel what is queued; finished points keep their status.json
+        left = [f for f in pending if not f.done()]
+        client.cancel(left)
+        print(f"\ncancelled {len(left)} unfinished points; finished points are kept in {out}",
+              file=sys.stderr)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        marker.unlink(missing_ok=True)
+        local = getattr(client, "_batch_cluster", None)
+        client.close()
+        if local is not None:
+            local.close()
+
+
+def _collect(future, folder: Path, params: dict, paths, run_id: str) -> dict:
+    """The status a point's task returned, or a failed one naming why it did not return."""
+    try:
+        return future.result()
+    except Exception as exc:  # KilledWorker, a lost scheduler, a cancelled task, ...
+        running = _read_json(folder / "running.json")
+        error = " ".join(f"{type(exc).__name__}: {exc}".split())
+        status = {"status": "failed", "parameters": params, "run_id": run_id, "results": {},
+                  "notebooks": [p.name for p in paths], "error": error,
+                  "worker": running.get("worker"), "failed_notebook": running.get("notebook")}
+        if folder.is_dir():
+            _write_status(folder, status)
+            (folder / "running.json").unlink(missing_ok=True)
+        return status
 
 
 def _cell(value) -> str:
@@ -309,16 +582,35 @@ def main(argv=None) -> int:
                         dest="fixed", help="a value for every point")
     parser.add_argument("--notebooks", metavar="GLOB|PREFIXES",
                         help="globs, paths or name prefixes, comma-separated (default: all)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="run up to N points at once on this machine (default 1: one after "
+                             "another, in this process)")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="send the points to this Dask scheduler (default: env "
+                             "DASK_SCHEDULER_ADDRESS unless --workers is given); --out must be "
+                             "on storage that the client and the workers share")
     args = parser.parse_args(argv)
+    if args.cluster and args.workers is not None:
+        parser.error("--workers starts a local cluster; with --cluster the scheduler's "
+                     "workers decide how many points run at once")
+    cluster = args.cluster or (None if args.workers is not None
+                               else os.environ.get("DASK_SCHEDULER_ADDRESS") or None)
     try:
         grid, fixed = _assignments(args.grid, split_values), _assignments(args.fixed, parse_value)
-        df = run_batch(args.out, grid, fixed, args.notebooks)
+        df = run_batch(args.out, grid, fixed, args.notebooks, workers=args.workers or 1,
+                       cluster=cluster)
     except BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted; summary so far: {Path(args.out) / 'summary.md'}", file=sys.stderr)
+        return 130
     print(f"summary: {Path(args.out) / 'summary.md'}")
     return 0 if (df["status"] == "ok").all() else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # through the module, so that Dask workers unpickle helpers.batch functions, not __main__'s
+    from helpers.batch import main as _main
+
+    sys.exit(_main())

@@ -181,7 +181,7 @@ def test_summary_files_cover_all_points(batch):
     summary, out = batch["summary"], batch["out"]
     assert list(summary.columns) == ["run", "alpha", "beta", "label", "status", "accuracy",
                                      "macro_f1", "train_seconds", "wall_seconds",
-                                     "failed_notebook", "error"]
+                                     "failed_notebook", "error", "worker"]
     assert len(summary) == 4
     ok = summary[summary["status"] == "ok"]  # both finished in the first invocation
     assert list(ok["accuracy"]) == pytest.approx([0.6, 1.1])

@@ -95,7 +95,23 @@ def start_local_factory(
     url = running_factory_url(data_dir, api_key)
     if url:
         return url
-    port = port or _free_port(host)
+    # a free port can be taken by another process before the service binds it (concurrent
+    # batch points): then try another one
+    tries = 1 if port else 5
+    for attempt in range(1, tries + 1):
+        try:
+            return _start(data_dir, port or _free_port(host), host, timeout, api_key)
+        except _PortTaken as exc:
+            if attempt == tries:
+                raise RuntimeError(f"the Classifier Factory found its port in use {tries} "
+                                   f"time(s):\n{exc}") from None
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start(data_dir: Path, port: int, host: str, timeout: float, api_key: str | None) -> str:
     url = f"http://{host}:{port}"
     env = {k: v for k, v in os.environ.items() if k != "FACTORY_API_KEY"}
     if api_key:
@@ -114,6 +130,8 @@ def start_local_factory(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = stderr_path.read_text(errors="replace")[-2000:]
+            if "address already in use" in tail.lower():
+                raise _PortTaken(tail)
             raise RuntimeError(f"the Classifier Factory exited at start-up:\n{tail}")
         body = _health(url, data_dir, api_key)
         if body and body.get("pid") == process.pid:

@@ -97,6 +97,9 @@ def _torch_settings(threads: int, deterministic: bool = True) -> Iterator[None]:
 
 
 def _num_threads() -> int:
+    # INTENT_TORCH_THREADS: set by helpers.batch to a point's share of the cores
+    if threads := os.environ.get("INTENT_TORCH_THREADS", "").strip():
+        return max(1, int(threads))
     return max(1, min(2, os.cpu_count() or 1))
 
 
