@@ -2,6 +2,7 @@
 
     python -m helpers.batch --out DIR [--grid NAME=V1,V2,...]... [--set NAME=VALUE]...
                             [--notebooks 01,03 | --notebooks 'notebooks/0[34]_*.ipynb']
+                            [--workers N | --cluster ADDRESS]
 
     python -m helpers.batch --out artifacts/sweep --set data_source=sample \\
         --grid learning_rate=1e-4,2e-4 --grid training_steps=20,50
@@ -19,6 +20,16 @@ with the same parameters and notebooks. ``DIR/summary.csv``, ``summary.md`` and
 ``summary.png`` cover every point. Notebooks run in their folder (``notebooks/``, as in
 ``make run``), where relative paths in values start. From Python, ``run_batch(out_dir,
 grid={"learning_rate": [1e-4, 2e-4]}, fixed={"training_steps": 20})`` returns the summary.
+
+``--workers N`` runs up to N points at once on a local Dask cluster (N processes, 1 thread
+each); ``--cluster ADDRESS`` (default: env ``DASK_SCHEDULER_ADDRESS`` unless ``--workers`` is
+given) sends them to a running Dask scheduler, whose workers must see DIR and the notebooks
+at the same paths (checked first). Both need the ``[distributed]`` extra; the default
+(``--workers 1``, no address) runs in this process and never imports Dask. Each point's
+kernels use private IPC sockets (no port races) and get ``INTENT_TORCH_THREADS`` (read by the
+encoder trainer) and ``OMP_NUM_THREADS`` etc. = the worker's share of its host's cores. The
+summary's ``worker`` column says where each point ran; a point whose worker died is recorded
+as failed; Ctrl-C cancels the queued points and keeps the finished ones (exit 130).
 
 The same with the papermill CLI: a folder per point, and each ``-p`` only to the notebooks
 that declare it (``papermill --help-notebook NOTEBOOK`` lists them)::

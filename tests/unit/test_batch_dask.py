@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -17,10 +19,10 @@ from distributed import LocalCluster  # the [distributed] extra, installed by `m
 
 from helpers.batch import _marker_problem
 
-# 01 records what it saw, and kills the Dask worker that runs it (its kernel's parent) once
-# when kill is True and alpha == 3; 02 writes the metrics the runner reads.
+# 01 records what it saw, kills the Dask worker that runs it (its kernel's parent) once when
+# kill is True and alpha == 3, and sleeps nap seconds when alpha > 1; 02 writes the metrics.
 NOTEBOOK_A = (
-    'alpha = 1\nkill = False\nwork_dir = "x"',
+    'alpha = 1\nkill = False\nnap = 0\nwork_dir = "x"',
     "import json, os, pathlib, signal, time\n"
     "work = pathlib.Path(work_dir)\n"
     "count = work / 'count_a.txt'\n"
@@ -30,7 +32,9 @@ NOTEBOOK_A = (
     "if kill and alpha == 3 and not (work / 'killed').exists():\n"
     "    (work / 'killed').write_text(str(os.getppid()))\n"
     "    os.kill(os.getppid(), signal.SIGKILL)\n"
-    "    time.sleep(60)",
+    "    time.sleep(60)\n"
+    "if alpha > 1:\n"
+    "    time.sleep(nap)",
 )
 NOTEBOOK_B = (
     'alpha = 1\nbeta = 0.5\nwork_dir = "x"',
@@ -163,3 +167,31 @@ def test_workers_check_they_share_out_and_the_notebooks(notebooks, tmp_path):
         str(tmp_path / "elsewhere"), "token", {path: digest})
     assert "notebooks must be at the same path" in _marker_problem(
         str(marker), "token", {path: "0" * 40})
+
+
+def test_ctrl_c_cancels_queued_points_and_keeps_finished_ones(notebooks, tmp_path):
+    """--workers 2: alpha-1 finishes, alpha-2 and -3 sleep, alpha-4 waits; then Ctrl-C."""
+    out = tmp_path / "ctrl-c"
+    environ = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "helpers.batch", "--out", str(out), "--grid", "alpha=1,2,3,4",
+         "--set", "beta=0.0", "--set", "nap=600", "--notebooks", notebooks, "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
+    try:
+        deadline = time.monotonic() + 300
+        while not all((out / run / "count_a.txt").exists() for run in ("alpha-2", "alpha-3")):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.5)
+        time.sleep(3)  # both sleeping in their first notebook's last cell
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "cancelled" in stderr
+    summary = pd.read_csv(out / "summary.csv").set_index("run")
+    assert list(summary["status"]) == ["ok", "cancelled", "cancelled", "cancelled"]
+    assert summary.loc["alpha-1", "accuracy"] == pytest.approx(0.1)
+    assert json.loads((out / "alpha-1" / "status.json").read_text())["status"] == "ok"
+    assert not (out / "alpha-4").exists()  # queued, never started
+    assert not (out / "alpha-2" / "status.json").exists()  # a rerun will run it
