@@ -195,3 +195,12 @@ def test_ctrl_c_cancels_queued_points_and_keeps_finished_ones(notebooks, tmp_pat
     assert json.loads((out / "alpha-1" / "status.json").read_text())["status"] == "ok"
     assert not (out / "alpha-4").exists()  # queued, never started
     assert not (out / "alpha-2" / "status.json").exists()  # a rerun will run it
+
+
+def test_the_encoder_trainer_uses_the_points_thread_share(monkeypatch):
+    from helpers.factory.trainers import encoder
+
+    monkeypatch.setenv("INTENT_TORCH_THREADS", "3")
+    assert encoder._num_threads() == 3
+    monkeypatch.delenv("INTENT_TORCH_THREADS")
+    assert encoder._num_threads() == max(1, min(2, os.cpu_count() or 1))
