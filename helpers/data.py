@@ -10,10 +10,12 @@ each intent at 600 rows (``random_state=42``) and splits 80/10/10, stratified
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -293,3 +295,50 @@ def duplicate_report(splits: Splits) -> pd.DataFrame:
             "labels": "/".join(sorted(set(group["label_text"]))),
         })
     return pd.DataFrame(rows, columns=["text", "copies", "splits", "kind", "labels"])
+
+
+def normalise_text(text: str) -> str:
+    """Lowercase, punctuation replaced by spaces, runs of spaces collapsed."""
+    import re
+
+    return " ".join(re.sub(r"[^\w\s]", " ", str(text).lower()).split())
+
+
+def near_duplicates(splits: Splits, check: Sequence[str] = ("validation", "test")) -> pd.DataFrame:
+    """For every utterance of the ``check`` splits, its most similar training utterance.
+
+    Similarity is the cosine between character 3-5-gram TF-IDF vectors of the normalised texts
+    (:func:`normalise_text`): 1.0 for texts equal after normalising, about 0.9 when one word or a
+    few letters differ. ``jaccard`` is the token overlap of the two normalised texts (shared words
+    / all words), a second, easier-to-read measure.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    train = splits.train.reset_index(drop=True)
+    train_norm = train["text"].map(normalise_text)
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
+    train_vec = vectorizer.fit_transform(train_norm)
+    frames = []
+    for name in check:
+        df = getattr(splits, name).reset_index(drop=True)
+        norm = df["text"].map(normalise_text)
+        sims = vectorizer.transform(norm) @ train_vec.T
+        best = np.asarray(sims.argmax(axis=1)).ravel()
+        score = np.asarray(sims.max(axis=1).todense()).ravel()
+        nearest_norm = train_norm.iloc[best].to_numpy()
+
+        def jaccard(a: str, b: str) -> float:
+            sa, sb = set(a.split()), set(b.split())
+            return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
+
+        frames.append(pd.DataFrame({
+            "split": name,
+            "text": df["text"],
+            "label_text": df["label_text"],
+            "nearest_train_text": train["text"].iloc[best].to_numpy(),
+            "nearest_train_label": train["label_text"].iloc[best].to_numpy(),
+            "similarity": np.round(score, 4),
+            "jaccard": [round(jaccard(a, b), 4) for a, b in zip(norm, nearest_norm, strict=True)],
+            "equal_after_normalising": norm.to_numpy() == nearest_norm,
+        }))
+    return pd.concat(frames, ignore_index=True)

@@ -128,3 +128,80 @@ def threshold_for_precision(df: pd.DataFrame, precision: float = 0.95) -> dict:
     best = ok.iloc[0]
     return {"precision": precision, "threshold": float(best["threshold"]),
             "coverage": float(best["coverage"]), "accuracy": float(best["accuracy"])}
+
+
+def apply_threshold(df: pd.DataFrame, threshold: float | None) -> dict:
+    """What a threshold chosen elsewhere does here: share routed and accuracy of the routed."""
+    if threshold is None:
+        return {"threshold": None, "coverage": 0.0, "accuracy": float("nan"), "routed": 0}
+    routed = df[df["confidence"] >= threshold]
+    return {"threshold": float(threshold), "coverage": len(routed) / len(df) if len(df) else 0.0,
+            "accuracy": float(routed["correct"].mean()) if len(routed) else float("nan"),
+            "routed": int(len(routed))}
+
+
+def _macro_f1(true: np.ndarray, predicted: np.ndarray) -> float:
+    return float(f1_score(true, predicted, average="macro", zero_division=0))
+
+
+def bootstrap_interval(df: pd.DataFrame, metric: str = "accuracy", n_resamples: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> dict:
+    """Percentile bootstrap interval for ``"accuracy"`` or ``"macro_f1"`` of a predictions frame.
+
+    Resample the utterances with replacement ``n_resamples`` times, recompute the metric each time,
+    and keep the middle ``level`` of the values: how much the score could move with another test
+    set of the same size drawn the same way.
+    """
+    if metric not in ("accuracy", "macro_f1"):
+        raise ValueError(f"metric must be 'accuracy' or 'macro_f1', not {metric!r}")
+    if len(df) == 0:
+        raise ValueError("bootstrap_interval: the predictions frame is empty")
+    rng = np.random.default_rng(seed)
+    true, predicted = df["true"].to_numpy(), df["predicted"].to_numpy()
+    correct = df["correct"].to_numpy(dtype=float)
+    values = np.empty(n_resamples)
+    for i in range(n_resamples):
+        idx = rng.integers(0, len(df), len(df))
+        values[i] = correct[idx].mean() if metric == "accuracy" else _macro_f1(true[idx],
+                                                                              predicted[idx])
+    point = float(correct.mean()) if metric == "accuracy" else _macro_f1(true, predicted)
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return {"metric": metric, "value": point, "low": float(low), "high": float(high),
+            "level": level, "n": int(len(df))}
+
+
+def paired_comparison(correct_a: Sequence[bool], correct_b: Sequence[bool],
+                      n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Compare two classifiers on the SAME utterances (accuracy of a minus accuracy of b).
+
+    Returns the counts that matter — utterances only ``a`` got right (``only_a``), only ``b``
+    (``only_b``) — an exact McNemar test on them (two-sided binomial p-value: how often a split
+    at least this lopsided would happen if both models were equally good), and a 95% paired
+    bootstrap interval for the accuracy difference.
+    """
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"paired_comparison: need two equal, non-empty 1-D arrays, got "
+                         f"{a.shape} and {b.shape}")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    p_value = mcnemar_exact(only_a, only_b)
+    rng = np.random.default_rng(seed)
+    diff = a.astype(float) - b.astype(float)
+    boots = np.array([diff[rng.integers(0, len(a), len(a))].mean() for _ in range(n_resamples)])
+    low, high = np.quantile(boots, [0.025, 0.975])
+    return {"n": int(len(a)), "accuracy_a": float(a.mean()), "accuracy_b": float(b.mean()),
+            "difference": float(diff.mean()), "only_a": only_a, "only_b": only_b,
+            "mcnemar_p": p_value, "low": float(low), "high": float(high)}
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts (binomial, p = 1/2)."""
+    from math import comb
+
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2**n
+    return float(min(1.0, 2 * tail))

@@ -20,47 +20,90 @@ def _finish(fig):
 
 
 def label_distribution(frames: Mapping[str, pd.DataFrame], column: str = "label_text"):
-    """The cookbook's three bar charts: label counts per split, one panel per split."""
-    fig, axes = plt.subplots(len(frames), 1, figsize=(10, 4 * len(frames)))
-    axes = np.atleast_1d(axes)
+    """Share of each label per split, in one panel (grouped bars: one colour per split).
+
+    Shares rather than counts, so splits of different sizes line up: stratified splits give
+    bars of the same height within each group.
+    """
     order = sorted(next(iter(frames.values()))[column].unique())
-    for ax, (name, df) in zip(axes, frames.items(), strict=True):
-        counts = df[column].value_counts().reindex(order, fill_value=0)
-        ax.bar(counts.index, counts.values, color="tab:blue")
-        ax.set_title(f"Label distribution: {name} ({len(df):,} rows)")
-        ax.set_ylabel("rows")
-        ax.tick_params(axis="x", rotation=75)
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    x = np.arange(len(order))
+    width = 0.8 / len(frames)
+    for k, (name, df) in enumerate(frames.items()):
+        share = df[column].value_counts(normalize=True).reindex(order, fill_value=0)
+        ax.bar(x + (k - (len(frames) - 1) / 2) * width, share.values, width,
+               label=f"{name} ({len(df):,} rows)")
+    ax.set_xticks(x, order, rotation=75, ha="right")
+    ax.set_xlabel(column)
+    ax.set_ylabel("share of the split's rows")
+    ax.set_title("Label distribution per split (stratified: same shares in every split)")
+    ax.legend()
     return _finish(fig)
 
 
-def length_distribution(frames: Mapping[str, pd.DataFrame], column: str = "text"):
-    """Histogram of utterance length in words, per split."""
+def length_distribution(frames: Mapping[str, pd.DataFrame], column: str = "text",
+                        mark: float | None = None):
+    """Utterance length in words per split, as outlined (step) histograms that stay readable."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
     longest = max(int(df[column].str.split().str.len().max()) for df in frames.values())
     bins = np.arange(0.5, longest + 1.5)
     for name, df in frames.items():
-        ax.hist(df[column].str.split().str.len(), bins=bins, alpha=0.5, density=True, label=name)
+        ax.hist(df[column].str.split().str.len(), bins=bins, density=True, histtype="step",
+                linewidth=1.8, label=name)
+    if mark is not None:
+        ax.axvline(mark, color="black", linestyle="--", linewidth=1,
+                   label=f"training median ({mark:g} words)")
     ax.set_xlabel("words per utterance")
-    ax.set_ylabel("share of rows")
-    ax.set_title("Utterance length")
+    ax.set_ylabel("share of the split's rows")
+    ax.set_title("Utterance length per split")
     ax.legend()
     return _finish(fig)
 
 
-def loss_curves(checkpoints: Sequence[Mapping]):
-    """Train and validation loss from a job's checkpoints (given newest first, as the API does)."""
+def smooth(values: Sequence[float], weight: float = 0.6) -> np.ndarray:
+    """Exponential moving average (TensorBoard-style, bias-corrected): each point mixes the
+    new value with ``weight`` times the running average of the earlier ones."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, 1):
+        avg = weight * avg + (1 - weight) * float(v)
+        out.append(avg / (1 - weight**i))
+    return np.asarray(out)
+
+
+def loss_curves(checkpoints: Sequence[Mapping], smoothing: float = 0.6,
+                start: tuple[float, float] | None = None, batch_size: int | None = None):
+    """Train and validation loss from a job's checkpoints (given newest first, as the API does).
+
+    Each checkpoint's ``train_loss`` is the loss of ONE batch, so it is noisy: the dots show the
+    raw values, the line their exponential moving average (``smoothing``). Validation loss is
+    averaged over the whole validation file. ``start`` = (step, loss) marks a loss measured
+    before training (e.g. of the warm-started head at step 0).
+    """
     points = sorted(checkpoints, key=lambda c: c["step_number"])
     steps = [c["step_number"] for c in points]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot(steps, [c["metrics"].get("train_loss") for c in points], marker=".", label="train")
-    valid = [(c["step_number"], c["metrics"].get("valid_loss")) for c in points]
-    valid = [(s, v) for s, v in valid if v]
+    train = [c["metrics"].get("train_loss") for c in points]
+    batch = f"one batch of {batch_size}" if batch_size else "one batch"
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.plot(steps, train, linestyle="none", marker=".", color="tab:blue", alpha=0.5,
+            label=f"training loss at the checkpoint ({batch})")
+    if len(train) > 1:
+        ax.plot(steps, smooth(train, smoothing), color="tab:blue",
+                label=f"training loss, smoothed (moving average, weight {smoothing})")
+    valid = [(s, c["metrics"].get("valid_loss")) for s, c in zip(steps, points, strict=True)]
+    valid = [(s, v) for s, v in valid if v is not None]
+    if start is not None:
+        valid = [start, *valid]
     if valid:
-        ax.plot(*zip(*valid, strict=True), marker="o", label="validation")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("loss")
+        ax.plot(*zip(*valid, strict=True), marker="o", color="tab:orange",
+                label="validation loss (whole validation file)")
+    if start is not None:
+        ax.annotate("step 0: warm-started head", start, xytext=(10, 20),
+                    textcoords="offset points", arrowprops={"arrowstyle": "->"})
+    ax.set_xlabel("training step (one step = one batch)")
+    ax.set_ylabel("loss (cross-entropy, lower is better)")
     ax.set_title("Training and validation loss")
-    ax.legend()
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
     return _finish(fig)
 
 
@@ -84,37 +127,66 @@ def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], normalize: bool 
     return _finish(fig)
 
 
-def confidence_histogram(confidence: Sequence[float], correct: Sequence[bool]):
-    """Top-score distribution, split by whether the prediction was right."""
+def confidence_histogram(confidence: Sequence[float], correct: Sequence[bool],
+                         mark: float | None = None, what: str = "test utterances"):
+    """Top-score distribution, split by whether the prediction was right (log count axis)."""
     confidence, correct = np.asarray(confidence), np.asarray(correct, dtype=bool)
     fig, ax = plt.subplots(figsize=(8, 3.5))
     bins = np.linspace(0, 1, 21)
-    ax.hist(confidence[correct], bins=bins, alpha=0.6, label=f"correct ({correct.sum()})")
-    ax.hist(confidence[~correct], bins=bins, alpha=0.6, label=f"wrong ({(~correct).sum()})")
+    ax.hist(confidence[correct], bins=bins, alpha=0.35, color="tab:blue")
+    ax.hist(confidence[correct], bins=bins, histtype="step", linewidth=1.8, color="tab:blue",
+            label=f"correct ({correct.sum()})")
+    ax.hist(confidence[~correct], bins=bins, alpha=0.35, color="tab:red")
+    ax.hist(confidence[~correct], bins=bins, histtype="step", linewidth=1.8, color="tab:red",
+            label=f"wrong ({(~correct).sum()})")
+    if mark is not None:
+        ax.axvline(mark, color="black", linestyle="--", linewidth=1,
+                   label=f"chosen threshold {mark:.3f}")
     ax.set_xlabel("confidence (top score)")
-    ax.set_ylabel("test utterances")
+    ax.set_ylabel(f"{what} (log scale)")
     ax.set_yscale("log")
     ax.set_title("How sure is the classifier when it is right, and when it is wrong?")
     ax.legend()
     return _finish(fig)
 
 
-def threshold_curve(table: pd.DataFrame, target_precision: float | None = None):
-    """Accuracy of auto-routed traffic and its share, as the confidence threshold rises."""
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot(table["threshold"], table["accuracy"], label="accuracy on routed utterances")
-    ax.plot(table["threshold"], table["coverage"], label="share of traffic routed")
+def threshold_curve(table: pd.DataFrame, target_precision: float | None = None,
+                    chosen: Mapping | None = None, other: pd.DataFrame | None = None,
+                    names: tuple[str, str] = ("validation", "test")):
+    """Accuracy of auto-routed traffic and its share, as the confidence threshold rises.
+
+    ``table`` is drawn solid (the split the threshold is chosen on), ``other`` dashed (the split
+    it is then applied to); ``chosen`` (``threshold``, ``accuracy``, ``coverage``) is marked.
+    """
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.plot(table["threshold"], table["accuracy"], color="tab:blue",
+            label=f"accuracy on routed utterances ({names[0]})")
+    ax.plot(table["threshold"], table["coverage"], color="tab:green",
+            label=f"share of traffic routed ({names[0]})")
+    if other is not None:
+        ax.plot(other["threshold"], other["accuracy"], color="tab:blue", linestyle=":",
+                label=f"accuracy on routed ({names[1]})")
+        ax.plot(other["threshold"], other["coverage"], color="tab:green", linestyle=":",
+                label=f"share routed ({names[1]})")
     if target_precision is not None:
         ax.axhline(target_precision, color="grey", linestyle="--", linewidth=1,
                    label=f"{target_precision:.0%} target")
+    if chosen is not None and chosen.get("threshold") is not None:
+        t = chosen["threshold"]
+        ax.axvline(t, color="black", linewidth=1)
+        ax.plot([t, t], [chosen["accuracy"], chosen["coverage"]], "ko")
+        ax.annotate(f"chosen threshold {t:.3f}", (t, chosen["coverage"]), xytext=(8, -28),
+                    textcoords="offset points")
     ax.set_xlabel("confidence threshold")
+    ax.set_ylabel("share (0 to 1)")
     ax.set_ylim(0, 1.02)
     ax.set_title("Route automatically above a threshold, send the rest to a person")
-    ax.legend(loc="lower left")
+    ax.legend(loc="lower left", fontsize=8)
     return _finish(fig)
 
 
-def metric_bars(values: Mapping[str, float], title: str, xlabel: str = "accuracy"):
+def metric_bars(values: Mapping[str, float], title: str, xlabel: str = "accuracy",
+                ylabel: str = "model"):
     """Horizontal bars comparing a few numbers (e.g. models or targets)."""
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(values) + 1.5))
     names = list(values)
@@ -123,6 +195,27 @@ def metric_bars(values: Mapping[str, float], title: str, xlabel: str = "accuracy
         ax.text(values[n], i, f" {values[n]:.1%}", va="center")
     ax.set_xlim(0, 1.1)
     ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.invert_yaxis()
+    return _finish(fig)
+
+
+def overlaid_histograms(samples: Mapping[str, Sequence[float]], xlabel: str, ylabel: str,
+                        title: str, bins: int | Sequence[float] = 30, mark_means: bool = True):
+    """Several distributions on one axis, as outlined (step) histograms with a light fill."""
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (name, values) in enumerate(samples.items()):
+        values = np.asarray(values, dtype=float)
+        color = colors[k % len(colors)]
+        ax.hist(values, bins=bins, density=True, alpha=0.2, color=color)
+        ax.hist(values, bins=bins, density=True, histtype="step", linewidth=1.8, color=color,
+                label=f"{name} (mean {values.mean():.2f})")
+        if mark_means:
+            ax.axvline(values.mean(), color=color, linestyle="--", linewidth=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
     return _finish(fig)
