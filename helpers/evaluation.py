@@ -140,8 +140,12 @@ def apply_threshold(df: pd.DataFrame, threshold: float | None) -> dict:
             "routed": int(len(routed))}
 
 
-def _macro_f1(true: np.ndarray, predicted: np.ndarray) -> float:
-    return float(f1_score(true, predicted, average="macro", zero_division=0))
+def _macro_f1(true: np.ndarray, predicted: np.ndarray, n_labels: int) -> float:
+    """Macro-F1 of integer-coded labels, as scikit-learn computes it (labels seen in either)."""
+    tp = np.bincount(true[true == predicted], minlength=n_labels)
+    denominator = np.bincount(true, minlength=n_labels) + np.bincount(predicted, minlength=n_labels)
+    present = denominator > 0
+    return float(np.mean(2 * tp[present] / denominator[present]))
 
 
 def bootstrap_interval(df: pd.DataFrame, metric: str = "accuracy", n_resamples: int = 1000,
@@ -157,14 +161,17 @@ def bootstrap_interval(df: pd.DataFrame, metric: str = "accuracy", n_resamples: 
     if len(df) == 0:
         raise ValueError("bootstrap_interval: the predictions frame is empty")
     rng = np.random.default_rng(seed)
-    true, predicted = df["true"].to_numpy(), df["predicted"].to_numpy()
+    codes = {label: i for i, label in enumerate(sorted(set(df["true"]) | set(df["predicted"])))}
+    true = df["true"].map(codes).to_numpy()
+    predicted = df["predicted"].map(codes).to_numpy()
     correct = df["correct"].to_numpy(dtype=float)
     values = np.empty(n_resamples)
     for i in range(n_resamples):
         idx = rng.integers(0, len(df), len(df))
-        values[i] = correct[idx].mean() if metric == "accuracy" else _macro_f1(true[idx],
-                                                                              predicted[idx])
-    point = float(correct.mean()) if metric == "accuracy" else _macro_f1(true, predicted)
+        values[i] = (correct[idx].mean() if metric == "accuracy"
+                     else _macro_f1(true[idx], predicted[idx], len(codes)))
+    point = (float(correct.mean()) if metric == "accuracy"
+             else _macro_f1(true, predicted, len(codes)))
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return {"metric": metric, "value": point, "low": float(low), "high": float(high),
             "level": level, "n": int(len(df))}

@@ -97,8 +97,10 @@ def loss_curves(checkpoints: Sequence[Mapping], smoothing: float = 0.6,
         ax.plot(*zip(*valid, strict=True), marker="o", color="tab:orange",
                 label="validation loss (whole validation file)")
     if start is not None:
-        ax.annotate("step 0: warm-started head", start, xytext=(10, 20),
-                    textcoords="offset points", arrowprops={"arrowstyle": "->"})
+        ax.plot(*start, marker="*", markersize=14, color="tab:orange", linestyle="none")
+        ax.annotate("step 0: warm-started head\n(before any training step)", start,
+                    xytext=(25, -45), textcoords="offset points", fontsize=8,
+                    arrowprops={"arrowstyle": "->"})
     ax.set_xlabel("training step (one step = one batch)")
     ax.set_ylabel("loss (cross-entropy, lower is better)")
     ax.set_title("Training and validation loss")

@@ -11,7 +11,8 @@ from helpers import data, evaluation, plots
 
 def frame(correct: list[bool]) -> pd.DataFrame:
     true = ["a", "b"] * (len(correct) // 2)
-    predicted = [t if ok else ("b" if t == "a" else "a") for t, ok in zip(true, correct, strict=True)]
+    flip = {"a": "b", "b": "a"}
+    predicted = [t if ok else flip[t] for t, ok in zip(true, correct, strict=True)]
     return pd.DataFrame({"true": true, "predicted": predicted, "correct": correct,
                          "confidence": np.linspace(0.3, 1.0, len(correct))})
 
@@ -90,3 +91,15 @@ def test_plots_have_titles_and_axis_labels():
     assert "log" in figs[1].axes[0].get_ylabel()
     assert len(figs[3].axes) == 1  # one panel for all splits
     assert plots.smooth([1.0, 1.0, 1.0]).tolist() == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_fast_macro_f1_matches_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(3)
+    true = rng.choice(list("abcde"), 200)
+    predicted = np.where(rng.random(200) < 0.7, true, rng.choice(list("abcdf"), 200))
+    df = pd.DataFrame({"true": true, "predicted": predicted, "correct": true == predicted})
+    ci = evaluation.bootstrap_interval(df, "macro_f1", n_resamples=50)
+    assert ci["value"] == pytest.approx(f1_score(true, predicted, average="macro",
+                                                 zero_division=0))
