@@ -211,9 +211,10 @@ def overlaid_histograms(samples: Mapping[str, Sequence[float]], xlabel: str, yla
     for k, (name, values) in enumerate(samples.items()):
         values = np.asarray(values, dtype=float)
         color = colors[k % len(colors)]
-        ax.hist(values, bins=bins, density=True, alpha=0.2, color=color)
-        ax.hist(values, bins=bins, density=True, histtype="step", linewidth=1.8, color=color,
-                label=f"{name} (mean {values.mean():.2f})")
+        weights = np.full(len(values), 1 / max(1, len(values)))  # bar height = share of values
+        ax.hist(values, bins=bins, weights=weights, alpha=0.2, color=color)
+        ax.hist(values, bins=bins, weights=weights, histtype="step", linewidth=1.8, color=color,
+                label=f"{name} (mean {values.mean():.2f}, dashed)")
         if mark_means:
             ax.axvline(values.mean(), color=color, linestyle="--", linewidth=1)
     ax.set_xlabel(xlabel)
