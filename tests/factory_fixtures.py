@@ -41,7 +41,7 @@ class Server:
             cmd, env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine can take a minute to import
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the factory exited at start-up"
             try:

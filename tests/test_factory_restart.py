@@ -66,7 +66,7 @@ def test_job_interrupted_by_a_restart_is_failed(tmp_path):
         last = job.events[-1].data
         assert last == {"status": "FAILED",
                         "error": "interrupted: the service restarted while this job was running"}
-        assert not list((data_dir / "models").glob(".tmp-*"))
+        assert not (data_dir / "models" / f".tmp-{job.id}").exists()
         # the job queued behind it never ran: it is trained now, not failed
         queued = wait_for(client, queued.id, TERMINAL, timeout=60)
         assert queued.status == "SUCCESS", queued.events
