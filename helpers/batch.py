@@ -169,6 +169,17 @@ def check_names(names, declared: dict[Path, list[str]]) -> None:
         raise BatchError("; ".join(problems) + ". Parameters per notebook:" + listing)
 
 
+def check_values(values: dict[str, list]) -> None:
+    """Refuse out-of-range values of shared parameters before anything runs."""
+    from helpers.data import check_examples_per_intent
+
+    for value in values.get("examples_per_intent", []):
+        try:
+            check_examples_per_intent(value)
+        except ValueError as exc:
+            raise BatchError(str(exc)) from None
+
+
 def _quiet_papermill(record: logging.LogRecord) -> bool:
     """Drop papermill's warnings about names its parser misses; we check names ourselves."""
     return not record.getMessage().startswith(("Passed unknown param", "Unable to parse line"))
@@ -271,6 +282,7 @@ def run_batch(out_dir, grid: dict | None = None, fixed: dict | None = None, note
     paths = select_notebooks(notebooks)
     declared = {p: declared_parameters(p) for p in paths}
     check_names([*grid, *fixed], declared)
+    check_values({**{k: list(v) for k, v in grid.items()}, **{k: [v] for k, v in fixed.items()}})
     if both := sorted(set(grid) & set(fixed)):
         raise BatchError(f"parameter(s) both swept and fixed: {', '.join(both)}")
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]

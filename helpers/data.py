@@ -266,6 +266,41 @@ def examples_per_intent(df: pd.DataFrame, n: int = 3, seed: int = 42) -> pd.Data
     return pd.DataFrame(rows).set_index("label_text")
 
 
+def check_examples_per_intent(value) -> int:
+    """The shared parameter ``examples_per_intent`` as an int (0 = all), or a clear ValueError.
+
+    Allowed: ``0`` or ``None`` (keep every training example) or a positive whole number.
+    """
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"examples_per_intent={value!r}: must be a whole number of training "
+                         "examples per intent (0 or None = all), not "
+                         f"{type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"examples_per_intent={value}: must be 0 (all) or a positive number of "
+                         "training examples per intent")
+    return int(value)
+
+
+def subsample_per_intent(df: pd.DataFrame, examples_per_intent: int | None,
+                         seed: int = 42) -> pd.DataFrame:
+    """At most ``examples_per_intent`` random rows per intent (0/None: all rows), drawn with
+    ``seed``. Deterministic and nested: with the same seed, the 8 rows kept per intent are among
+    the 16 kept with ``examples_per_intent=16``, so a learning curve only ever adds data.
+    The rows keep their original order."""
+    n = check_examples_per_intent(examples_per_intent)
+    if n == 0:
+        return df
+    rng = np.random.default_rng(seed)
+    labels = df["label_text"].to_numpy()
+    keep = []
+    for label in sorted(set(labels)):
+        rows = np.flatnonzero(labels == label)
+        keep.append(rows[rng.permutation(len(rows))[:n]])
+    return df.iloc[np.sort(np.concatenate(keep))]
+
+
 def duplicate_report(splits: Splits) -> pd.DataFrame:
     """Exact duplicates (case- and space-insensitive) within and across splits.
 

@@ -222,3 +222,44 @@ def overlaid_histograms(samples: Mapping[str, Sequence[float]], xlabel: str, yla
     ax.set_title(title)
     ax.legend()
     return _finish(fig)
+
+
+def learning_curve(df: pd.DataFrame, metric: str = "accuracy", x: str = "examples_per_intent",
+                   hue: str = "method", mark: Mapping[str, float] | None = None,
+                   title: str | None = None):
+    """Mean of ``metric`` (line) and its spread over seeds (band: min to max) against ``x``.
+
+    ``x == 0`` means "all training rows" and is drawn at the right end (at the mean number of
+    rows per intent, column ``rows_per_intent``, when the frame has it). ``mark`` maps a
+    ``hue`` value to an ``x`` value to circle on its line (e.g. where it reaches 95 % of its
+    best score).
+    """
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    data = df.copy()
+    data[x] = data[x].astype(float)
+    full = data[x] == 0
+    at = None
+    if full.any():
+        at = float(round(data.loc[full, "rows_per_intent"].mean()) if "rows_per_intent" in data
+                   else 2 * data.loc[~full, x].max())
+        data.loc[full, x] = at
+    for name, group in data.groupby(hue, sort=False):
+        stats = group.groupby(x)[metric].agg(["mean", "min", "max"]).sort_index()
+        line, = ax.plot(stats.index, stats["mean"], marker="o", label=name)
+        ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2,
+                        color=line.get_color())
+        point = None if not mark or name not in mark else (at if mark[name] == 0 else mark[name])
+        if point is not None and point in stats.index:
+            ax.plot([point], [stats.loc[point, "mean"]], marker="o", markersize=14,
+                    markerfacecolor="none", color=line.get_color())
+    ticks = sorted(data[x].unique())
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"all (~{t:g})" if t == at else f"{t:g}" for t in ticks])
+    ax.set_xlabel("training examples per intent (log scale)")
+    ax.set_ylabel(metric.replace("_", "-"))
+    ax.set_title(title or f"Learning curve: {metric.replace('_', '-')} vs labelled examples "
+                 "(line: mean over seeds, band: min-max)")
+    ax.grid(alpha=0.3)
+    ax.legend(title=hue)
+    return _finish(fig)

@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SHARED = {"data_source", "lang", "min_samples", "max_samples", "seed", "work_dir", "backend",
-          "base_model", "training_steps", "learning_rate", "model_id", "batch_size"}
+          "base_model", "training_steps", "learning_rate", "model_id", "batch_size",
+          "examples_per_intent"}
 KEY_LIKE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{32}(?![A-Za-z0-9])"
                       r"|(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
 

@@ -1,0 +1,241 @@
+"""Export benchmark: service vs in-process vs ONNX Runtime, side by side in one run.
+
+Trains one encoder model on the local service (or uses ``--data-dir``/``--model``), exports it
+(fp32 and int8) and measures on the same texts, in this order, in one process:
+
+- throughput (batches of 64) and single-utterance p50 latency of the model in this process with
+  PyTorch, at the precision the service uses (``auto``: bf16 on CPUs with native bf16), and
+  through the service with the ``mistralai`` SDK;
+- throughput of PyTorch fp32, ONNX Runtime fp32 and ONNX Runtime int8 (same thread count),
+  top-label agreement of each with PyTorch fp32 and the largest score difference.
+
+Targets (issue 13; ratios, because absolute speed depends on the CPU): service throughput
+>= 90% of in-process; ONNX fp32 >= 1.5x and int8 >= 2.5x PyTorch fp32 throughput; int8
+agreement >= 99.5%; service p50 <= 1.2x in-process p50. Each result line carries the CPU flags
+(avx2, avx512*, amx*, bf16) from /proc/cpuinfo. Texts: Banking77's test split
+(``../shared/data/banking77``) when present, else the bundled sample's test split.
+
+    python benchmarks/bench_export.py                  # trains minilm-l6-v2 (300 steps) first
+    python benchmarks/bench_export.py --steps 30       # a quicker model (speed is the same)
+    python benchmarks/bench_export.py --data-dir artifacts/factory --model ft:classifier:...
+
+Appends one JSON line to ``benchmarks/results/export.jsonl`` and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from mistralai.client import Mistral
+
+from helpers import data, export, formatting
+from helpers.factory import start_local_factory, stop_local_factory
+from helpers.factory.trainers.encoder import EncoderPredictor, _resolve_precision
+
+ROOT = Path(__file__).resolve().parent
+DATA_ROOT = ROOT.parent.parent / "shared" / "data"
+RESULTS = ROOT / "results" / "export.jsonl"
+BATCH = 64
+TARGETS = {"service_vs_inprocess_throughput": (">=", 0.90), "onnx_fp32_speedup": (">=", 1.5),
+           "onnx_int8_speedup": (">=", 2.5), "int8_agreement": (">=", 0.995),
+           "service_vs_inprocess_p50": ("<=", 1.2)}
+
+
+def cpu_flags() -> list[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    flags = set(line.split(":", 1)[-1].split())
+    return sorted(f for f in flags
+                  if f == "avx2" or f.startswith(("avx512", "amx")) or "bf16" in f)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def texts_and_training(data_root: Path) -> tuple[str, list[str], object]:
+    banking = data_root / "banking77" / "banking77.jsonl"
+    splits = data.load_splits(data.SAMPLE)
+    if banking.exists():
+        rows = [json.loads(line) for line in banking.open(encoding="utf-8")]
+        return "banking77 test", [r["text"] for r in rows if r["split"] == "test"], splits
+    return "sample test", splits.test["text"].tolist(), splits
+
+
+def train_model(client: Mistral, splits, work: Path, steps: int) -> str:
+    ids = {}
+    for name in ("train", "validation"):
+        path = work / f"{name}.jsonl"
+        formatting.dataset_to_jsonl(getattr(splits, name), path)
+        with open(path, "rb") as f:
+            ids[name] = client.files.upload(file={"file_name": path.name, "content": f}).id
+    job = client.fine_tuning.jobs.create(
+        model="minilm-l6-v2", job_type="classifier",
+        training_files=[{"file_id": ids["train"], "weight": 1}],
+        validation_files=[ids["validation"]],
+        hyperparameters={"training_steps": steps, "learning_rate": 1e-4}, auto_start=True)
+    while job.status not in {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"}:
+        time.sleep(1.0)
+        job = client.fine_tuning.jobs.get(job_id=job.id)
+    if job.status != "SUCCESS":
+        raise RuntimeError(f"job {job.id} ended {job.status}")
+    return job.fine_tuned_model
+
+
+class Service:
+    """The model behind ``POST /v1/classifications``, through the SDK."""
+
+    def __init__(self, client: Mistral, model_id: str):
+        self.client, self.model_id = client, model_id
+
+    def predict(self, texts, batch_size: int = BATCH):
+        out = []
+        for i in range(0, len(texts), batch_size):
+            response = self.client.classifiers.classify(model=self.model_id,
+                                                        inputs=texts[i:i + batch_size])
+            out += [{t: dict(v.scores) for t, v in item.items()} for item in response.results]
+        return out
+
+
+def throughput(model, texts, repeats: int) -> float:
+    model.predict(texts[:BATCH])  # warm-up
+    best = 0.0
+    for _ in range(repeats):  # best of a few: the least disturbed by other processes
+        start = time.perf_counter()
+        for i in range(0, len(texts), BATCH):
+            model.predict(texts[i:i + BATCH])
+        best = max(best, len(texts) / (time.perf_counter() - start))
+    return best
+
+
+def p50_ms(model, texts) -> float:
+    for text in texts[:10]:
+        model.predict([text])
+    times = []
+    for text in texts[10:]:
+        start = time.perf_counter()
+        model.predict([text])
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def top_and_scores(results) -> tuple[np.ndarray, np.ndarray]:
+    labels = sorted(results[0]["intent"])
+    scores = np.array([[r["intent"][k] for k in labels] for r in results])
+    return scores.argmax(1), scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, help="a factory data folder with --model")
+    parser.add_argument("--model", help="fine-tuned model id in --data-dir")
+    parser.add_argument("--steps", type=int, default=300, help="training steps of the model")
+    parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
+    parser.add_argument("--max-texts", type=int, default=1024, help="texts for throughput")
+    parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    source, texts, splits = texts_and_training(args.data_root)
+    texts = texts[:args.max_texts]
+    latency_texts = texts[:args.latency_samples + 10]
+    work = Path(tempfile.mkdtemp(prefix="bench_export_"))
+    data_dir = args.data_dir.resolve() if args.data_dir else work / "factory"
+    client = Mistral(api_key="local", server_url=start_local_factory(data_dir))
+    try:
+        model_id = args.model or train_model(client, splits, work, args.steps)
+        _, model_dir = export.find_model(model_id, data_dir)
+        fp32_dir = export.export_model(model_id, work / "fp32", data_dir=data_dir)
+        int8_dir = export.export_model(model_id, work / "int8", data_dir=data_dir, quantize=True)
+        threads = torch.get_num_threads()
+        service = Service(client, model_id)
+        inprocess = EncoderPredictor.load(model_dir)  # the service's precision ("auto")
+        torch_fp32 = EncoderPredictor.load(model_dir, precision="fp32")
+        onnx_fp32 = export.OnnxClassifier(fp32_dir, threads=threads)
+        onnx_int8 = export.OnnxClassifier(int8_dir, threads=threads)
+
+        r = {"texts": source, "n_texts": len(texts), "model": model_id, "threads": threads,
+             "service_precision": _resolve_precision(None)}
+        r["inprocess_per_s"] = throughput(inprocess, texts, args.repeats)
+        r["service_per_s"] = throughput(service, texts, args.repeats)
+        r["inprocess_p50_ms"] = p50_ms(inprocess, latency_texts)
+        r["service_p50_ms"] = p50_ms(service, latency_texts)
+        r["torch_fp32_per_s"] = throughput(torch_fp32, texts, args.repeats)
+        r["onnx_fp32_per_s"] = throughput(onnx_fp32, texts, args.repeats)
+        r["onnx_int8_per_s"] = throughput(onnx_int8, texts, args.repeats)
+        r["torch_fp32_p50_ms"] = p50_ms(torch_fp32, latency_texts)
+        r["onnx_fp32_p50_ms"] = p50_ms(onnx_fp32, latency_texts)
+        r["onnx_int8_p50_ms"] = p50_ms(onnx_int8, latency_texts)
+        top, ref = top_and_scores(torch_fp32.predict(texts))
+        for name, model in (("onnx_fp32", onnx_fp32), ("onnx_int8", onnx_int8),
+                            ("service", service)):
+            t, s = top_and_scores(model.predict(texts))
+            r[f"{name}_agreement"] = float((t == top).mean())
+            r[f"{name}_max_diff"] = float(np.abs(s - ref).max())
+        r["size_mb"] = {"safetensors": (model_dir / "model.safetensors").stat().st_size / 1e6,
+                        "onnx_fp32": (fp32_dir / "model.onnx").stat().st_size / 1e6,
+                        "onnx_int8": (int8_dir / "model.onnx").stat().st_size / 1e6}
+    finally:
+        stop_local_factory(data_dir)
+        shutil.rmtree(work, ignore_errors=True)
+
+    ratios = {
+        "service_vs_inprocess_throughput": r["service_per_s"] / r["inprocess_per_s"],
+        "onnx_fp32_speedup": r["onnx_fp32_per_s"] / r["torch_fp32_per_s"],
+        "onnx_int8_speedup": r["onnx_int8_per_s"] / r["torch_fp32_per_s"],
+        "int8_agreement": r["onnx_int8_agreement"],
+        "service_vs_inprocess_p50": r["service_p50_ms"] / r["inprocess_p50_ms"],
+    }
+    met = {k: (v >= TARGETS[k][1] if TARGETS[k][0] == ">=" else v <= TARGETS[k][1])
+           for k, v in ratios.items()}
+    row = {**r, "ratios": ratios, "met": met, "cpu": cpu_model(), "cpu_flags": cpu_flags(),
+           "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+           "timestamp": int(time.time())}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+    print(f"CPU: {row['cpu']} ({row['cpus']} cores, flags: {' '.join(row['cpu_flags'])}); "
+          f"load {row['load_avg_1m']:.1f}; {r['threads']} threads; service precision "
+          f"{r['service_precision']}; {len(texts)} {source} texts")
+    print("\n| measure | value | target | met |\n|---|---|---|---|")
+    for k, v in ratios.items():
+        op, target = TARGETS[k]
+        print(f"| {k} | {v:.3f} | {op} {target} | {'yes' if met[k] else 'NO'} |")
+    print("\n| variant | utt/s (64) | p50 ms | agreement vs torch fp32 | max diff | MB |")
+    print("|---|---|---|---|---|---|")
+    sizes = r["size_mb"]
+    print(f"| torch fp32 | {r['torch_fp32_per_s']:.0f} | {r['torch_fp32_p50_ms']:.1f} | 100% | 0 "
+          f"| {sizes['safetensors']:.1f} |")
+    for name in ("onnx_fp32", "onnx_int8"):
+        print(f"| {name.replace('_', ' ')} | {r[name + '_per_s']:.0f} | {r[name + '_p50_ms']:.1f} "
+              f"| {r[name + '_agreement']:.2%} | {r[name + '_max_diff']:.1e} "
+              f"| {sizes[name]:.1f} |")
+    print(f"| in-process ({r['service_precision']}) | {r['inprocess_per_s']:.0f} "
+          f"| {r['inprocess_p50_ms']:.1f} | | | |")
+    print(f"| service via SDK | {r['service_per_s']:.0f} | {r['service_p50_ms']:.1f} "
+          f"| {r['service_agreement']:.2%} | {r['service_max_diff']:.1e} | |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,469 @@
+"""Export a fine-tuned model of the local Classifier Factory to a self-contained folder.
+
+The folder runs without this project, the service or PyTorch: ``predict.py`` needs only
+``onnxruntime``, ``tokenizers`` and ``numpy``. It reads utterances one per line on standard input
+and writes one JSON object per line, ``{target: {label: score}}``, with the scores the service
+returns (softmax per single-label target, independent sigmoids per multi-label target).
+
+- Encoder models become one ONNX graph (tokens -> encoder -> mean pooling -> heads -> scores) plus
+  ``tokenizer.json`` (truncation and padding configured in it); ``quantize=True`` stores the graph
+  with int8 weights (ONNX Runtime's dynamic quantization).
+- TF-IDF models are stored as their arrays (vocabularies, idf weights, coefficients) and
+  ``predict.py`` recomputes scikit-learn's featurisation in numpy.
+
+Command line::
+
+    python -m helpers.export --data-dir artifacts/factory MODEL_ID OUT_DIR [--int8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FORMAT = "exported-classifier/1"
+MANIFEST = "labels.json"
+DEFAULT_DATA_DIR = "artifacts/factory"
+ONNX_OPSET = 17
+
+
+class ExportError(ValueError):
+    """The model cannot be exported (unknown, unfinished, unsupported); the message says why."""
+
+
+# -- finding the model ---------------------------------------------------------------------------
+
+
+def _resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    if data_dir is None:
+        from .notebook import project_root
+
+        path = Path(DEFAULT_DATA_DIR)
+        path = (project_root() or Path.cwd()) / path
+    else:
+        path = Path(data_dir).expanduser().resolve()
+    if not (path / "factory.sqlite3").is_file():
+        raise ExportError(f"{path}: not a Classifier Factory data folder (no factory.sqlite3); "
+                          "pass the folder the service was started with (--data-dir)")
+    return path
+
+
+def find_model(model_id: str, data_dir: str | os.PathLike | None = None) -> tuple[dict, Path]:
+    """The ``models`` row of a finished fine-tuned model and its folder, or a clear ExportError.
+
+    ``model_id`` may also be the id of the job that trained it.
+    """
+    from .factory.store import Store
+
+    folder = _resolve_data_dir(data_dir)
+    store = Store(folder)
+    model = store.get_model(model_id)
+    job = None
+    if model is None:
+        job = store.get_job(model_id)
+        if job is None:  # an ft id whose job has not finished yet ends with the job id's prefix
+            prefix = model_id.rsplit(":", 1)[-1]
+            if model_id.startswith("ft:") and len(prefix) == 8:
+                job = next((j for j in store.jobs_with_status(
+                    ["QUEUED", "VALIDATING", "VALIDATED", "RUNNING", "CANCELLATION_REQUESTED",
+                     "FAILED", "FAILED_VALIDATION", "CANCELLED"])
+                    if j["id"].startswith(prefix)), None)
+        if job is None:
+            known = [m["id"] for m in store.list_models()]
+            raise ExportError(
+                f"unknown model {model_id!r} in {folder}; fine-tuned models there: "
+                + (", ".join(known) if known else "none (train one first, lesson 3)"))
+        if job["status"] != "SUCCESS" or not job.get("fine_tuned_model"):
+            raise ExportError(
+                f"model {model_id!r} is not finished: its job {job['id']} is {job['status']}; "
+                "export it once the job has status SUCCESS")
+        model = store.get_model(job["fine_tuned_model"])
+        if model is None:
+            raise ExportError(f"job {job['id']} succeeded but its model "
+                              f"{job['fine_tuned_model']!r} was deleted from {folder}")
+    path = folder / model["path"]
+    if not path.is_dir():
+        raise ExportError(f"model {model['id']!r}: its folder {path} is missing")
+    return model, path
+
+
+# -- writing the folder --------------------------------------------------------------------------
+
+
+def export_model(model_id: str, out_dir: str | os.PathLike, *,
+                 data_dir: str | os.PathLike | None = None, quantize: bool = False) -> Path:
+    """Write the self-contained folder for ``model_id`` into ``out_dir``; return its path.
+
+    ``data_dir`` is the service's data folder (lessons: ``{work_dir}/factory``; default
+    ``artifacts/factory`` of this checkout). ``quantize=True`` stores int8 weights (encoder
+    models only). An existing ``out_dir`` is replaced only if it holds an earlier export.
+    """
+    model, model_dir = find_model(model_id, data_dir)
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise ExportError(f"{out} exists and is not an earlier export; choose an empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
+    try:
+        if (model_dir / "classifier.json").exists():
+            manifest = _export_encoder(model_dir, tmp, quantize)
+        else:
+            if quantize:
+                raise ExportError(f"model {model['id']!r} is a TF-IDF model: int8 quantization "
+                                  "applies to encoder models only")
+            manifest = _export_tfidf(model_dir, tmp)
+        manifest = {"format": FORMAT, "model": model["id"], "base_model": model["root"],
+                    "exported_at": int(time.time()), **manifest}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
+        (tmp / "predict.py").write_text(
+            PREDICT_ONNX if manifest["kind"] == "onnx" else PREDICT_TFIDF, encoding="utf-8")
+        (tmp / "README.md").write_text(_readme(manifest, tmp), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _targets(meta_targets: list[dict]) -> list[dict]:
+    return [{"name": t["name"], "labels": list(t["labels"]), "multi_label": bool(t["multi_label"]),
+             "scores": "sigmoid" if t["multi_label"] else "softmax"} for t in meta_targets]
+
+
+def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    from .factory.trainers import encoder as enc_module
+
+    meta = json.loads((model_dir / "classifier.json").read_text(encoding="utf-8"))
+    if meta.get("format") != enc_module.FORMAT:
+        raise ExportError(f"{model_dir}/classifier.json: unknown format {meta.get('format')!r}")
+    if meta.get("blend"):
+        raise ExportError(f"{model_dir}: this model blends its encoder with another model "
+                          f"({meta['blend']!r}); export supports pure encoder classifiers only")
+    if meta.get("pooling", "mean") != "mean":
+        raise ExportError(f"{model_dir}: pooling {meta['pooling']!r} is not supported (mean only)")
+    predictor = enc_module.EncoderPredictor.load(model_dir, precision="fp32")
+    bert = predictor.enc.model
+    bert.config._attn_implementation = "eager"  # plain ops: the traced graph takes any mask
+    normalize = bool(meta.get("normalize", True))
+
+    class Scores(nn.Module):
+        """Token ids -> encoder -> mean pooling (-> L2) -> one head per target -> scores."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert, self.heads = bert, predictor.heads
+            self.multi = [t.multi_label for t in predictor.targets]
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask)[0]
+            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
+            if normalize:
+                pooled = F.normalize(pooled, p=2, dim=-1)
+            return tuple(torch.sigmoid(h(pooled)) if ml else torch.softmax(h(pooled), dim=-1)
+                         for h, ml in zip(self.heads, self.multi, strict=True))
+
+    module = Scores().eval()
+    outputs = [f"scores_{i}" for i in range(len(predictor.targets))]
+    ids = torch.tensor([[101, 2023, 2003, 102], [101, 2023, 102, 0]], dtype=torch.long)
+    mask = (ids != 0).long()
+    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}}
+    axes |= {name: {0: "batch"} for name in outputs}
+    fp32_path = out / "model.onnx"
+    import warnings
+
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
+        torch.onnx.export(module, (ids, mask), str(fp32_path), dynamo=False,
+                          input_names=["input_ids", "attention_mask"], output_names=outputs,
+                          dynamic_axes=axes, opset_version=ONNX_OPSET)
+    if quantize:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        q_path = out / "model.int8.onnx"
+        quantize_dynamic(str(fp32_path), str(q_path), weight_type=QuantType.QInt8)
+        os.replace(q_path, fp32_path)
+    _write_tokenizer(model_dir, out, int(meta["max_length"]))
+    targets = _targets(meta["targets"])
+    for target, name in zip(targets, outputs, strict=True):
+        target["output"] = name
+    return {"kind": "onnx", "weights": "int8" if quantize else "float32",
+            "max_length": int(meta["max_length"]), "encoder": meta.get("encoder"),
+            "pooling": "mean", "normalize": normalize, "targets": targets}
+
+
+def _write_tokenizer(model_dir: Path, out: Path, max_length: int) -> None:
+    from tokenizers import Tokenizer
+
+    source = model_dir / "tokenizer.json"
+    if not source.exists():
+        raise ExportError(f"{model_dir}: no tokenizer.json (a fast tokenizer is required)")
+    tokenizer = Tokenizer.from_file(str(source))
+    config_file = model_dir / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
+    pad_token = config.get("pad_token") or "[PAD]"
+    if isinstance(pad_token, dict):
+        pad_token = pad_token.get("content", "[PAD]")
+    pad_id = tokenizer.token_to_id(pad_token)
+    if pad_id is None:
+        raise ExportError(f"{model_dir}: the pad token {pad_token!r} is not in the vocabulary")
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the longest in a batch
+    tokenizer.save(str(out / "tokenizer.json"))
+
+
+def _export_tfidf(model_dir: Path, out: Path) -> dict:
+    from .factory.trainers import tfidf
+
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    if config.get("format") != tfidf.FORMAT:
+        raise ExportError(f"{model_dir}: unknown model format {config.get('format')!r} "
+                          f"(export knows {tfidf.FORMAT} and encoder classifiers)")
+    names = list(tfidf._BLOCKS)
+    files = [f"vocab_{n}.json" for n in names] + [f"idf_{n}.npy" for n in names]
+    files += [f"head_{i}_{p}.npy" for i in range(len(config["targets"])) for p in ("W", "b")]
+    for name in files:
+        if not (model_dir / name).exists():
+            raise ExportError(f"{model_dir}: {name} is missing (incomplete model folder)")
+        shutil.copy2(model_dir / name, out / name)
+    blocks = [{"name": n, "analyzer": tfidf._BLOCKS[n]["analyzer"],
+               "ngram_range": list(tfidf._BLOCKS[n]["ngram_range"]),
+               "lowercase": True, "sublinear_tf": True, "norm": "l2"} for n in names]
+    targets = _targets(config["targets"])
+    for i, target in enumerate(targets):
+        target["weights"], target["bias"] = f"head_{i}_W.npy", f"head_{i}_b.npy"
+    return {"kind": "tfidf", "weights": "float32", "features": blocks, "targets": targets}
+
+
+def _readme(manifest: dict, folder: Path) -> str:
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e6
+    targets = "\n".join(
+        f"- `{t['name']}`: {len(t['labels'])} labels, {t['scores']} scores"
+        + (" (a label applies when its score >= 0.5)" if t["multi_label"] else "")
+        for t in manifest["targets"])
+    if manifest["kind"] == "onnx":
+        what = (f"`model.onnx`: the encoder and its heads as one ONNX graph "
+                f"({manifest['weights']} weights); `tokenizer.json`: the tokenizer (truncates to "
+                f"{manifest['max_length']} tokens, pads to the longest text of a batch).")
+        deps = "onnxruntime tokenizers numpy"
+    else:
+        what = ("`vocab_*.json`, `idf_*.npy`: the TF-IDF vocabularies and idf weights (word "
+                "1-2-grams, char_wb 2-5-grams); `head_*_W.npy`, `head_*_b.npy`: the linear heads.")
+        deps = "numpy"
+    return f"""# Exported classifier `{manifest['model']}`
+
+Exported from the local Classifier Factory (base model `{manifest['base_model']}`). This folder
+is self-contained ({size:.1f} MB): it needs neither the service nor PyTorch.
+
+## Files
+- {what}
+- `{MANIFEST}`: the targets, their labels in output order, and how this folder was made.
+- `predict.py`: a small command-line classifier.
+
+## Targets
+{targets}
+
+## Use
+```bash
+pip install {deps}
+echo "wake me up at seven" | python predict.py
+```
+`predict.py` reads utterances one per line on standard input and writes one JSON object per
+line: for each target, every label's score, as the service's `/v1/classifications` returns them.
+In Python, `from predict import predict; predict(["wake me up at seven"])` returns the same.
+"""
+
+
+PREDICT_ONNX = '''"""Classify utterances: one per line on stdin -> one JSON line each."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+HERE = Path(__file__).resolve().parent
+META = json.loads((HERE / "labels.json").read_text(encoding="utf-8"))
+TOKENIZER = Tokenizer.from_file(str(HERE / "tokenizer.json"))  # truncates and pads
+SESSION = ort.InferenceSession(str(HERE / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def predict(texts):
+    """{target: {label: score}} for each text."""
+    encodings = TOKENIZER.encode_batch(list(texts))
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    outputs = SESSION.run([t["output"] for t in META["targets"]],
+                          {"input_ids": ids, "attention_mask": mask})
+    return [{t["name"]: dict(zip(t["labels"], scores[i].tolist()))
+             for t, scores in zip(META["targets"], outputs)} for i in range(len(ids))]
+
+
+if __name__ == "__main__":
+    lines = [line.rstrip("\\r\\n") for line in sys.stdin]
+    for start in range(0, len(lines), 64):
+        for result in predict(lines[start:start + 64]):
+            print(json.dumps(result, ensure_ascii=False))
+'''
+
+PREDICT_TFIDF = '''"""Classify utterances: one per line on stdin -> one JSON line each."""
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+META = json.loads((HERE / "labels.json").read_text(encoding="utf-8"))
+BLOCKS = [(b, {t: i for i, t in enumerate(json.loads((HERE / f"vocab_{b['name']}.json").read_text(
+    encoding="utf-8")))}, np.load(HERE / f"idf_{b['name']}.npy")) for b in META["features"]]
+HEADS = [(np.load(HERE / t["weights"]), np.load(HERE / t["bias"])) for t in META["targets"]]
+WORD, SPACES = re.compile(r"(?u)\\b\\w\\w+\\b"), re.compile(r"\\s\\s+")
+
+
+def ngrams(text, analyzer, lo, hi):
+    """scikit-learn's "word" and "char_wb" analyzers (lowercased)."""
+    text = text.lower()
+    if analyzer == "word":
+        tokens = WORD.findall(text)
+        return [" ".join(tokens[i:i + n]) for n in range(lo, hi + 1)
+                for i in range(len(tokens) - n + 1)]
+    grams = []
+    for word in SPACES.sub(" ", text).split():
+        word = f" {word} "
+        for n in range(lo, hi + 1):
+            grams += [word[i:i + n] for i in range(max(len(word) - n + 1, 1))]
+            if len(word) <= n:  # a short word counts once
+                break
+    return grams
+
+
+def features(text):
+    """Sparse TF-IDF vector: sublinear tf x idf, each block L2-normalised, blocks side by side."""
+    index, values, offset = [], [], 0
+    for block, vocab, idf in BLOCKS:
+        counts = Counter(vocab[g] for g in ngrams(text, block["analyzer"], *block["ngram_range"])
+                         if g in vocab)
+        j = np.array(list(counts), dtype=np.int64)
+        v = (1.0 + np.log(np.array(list(counts.values()), dtype=np.float64))) * idf[j]
+        norm = np.sqrt((v * v).sum())
+        index.append(j + offset)
+        values.append(v / norm if norm > 0 else v)
+        offset += len(vocab)
+    return np.concatenate(index), np.concatenate(values)
+
+
+def predict(texts):
+    """{target: {label: score}} for each text."""
+    results = []
+    for text in texts:
+        j, v = features(text)
+        result = {}
+        for target, (w, b) in zip(META["targets"], HEADS):
+            z = v @ w[j].astype(np.float64) + b
+            p = 1 / (1 + np.exp(-z)) if target["multi_label"] else np.exp(z - z.max())
+            result[target["name"]] = dict(zip(target["labels"], (p if target["multi_label"]
+                                                                  else p / p.sum()).tolist()))
+        results.append(result)
+    return results
+
+
+if __name__ == "__main__":
+    for line in sys.stdin:
+        print(json.dumps(predict([line.rstrip("\\r\\n")])[0], ensure_ascii=False))
+'''
+
+
+class OnnxClassifier:
+    """An exported ONNX folder loaded with ONNX Runtime: what ``predict.py`` does, with texts
+    sorted by length so each batch pads little (as the service does). ``threads`` sets ONNX
+    Runtime's intra-op threads (default: its own choice)."""
+
+    def __init__(self, folder: str | os.PathLike, threads: int | None = None):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        self.meta = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if self.meta.get("kind") != "onnx":
+            raise ExportError(f"{folder}: not an ONNX export (kind {self.meta.get('kind')!r})")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(folder / "model.onnx"), options,
+                                            providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.pad_id = self.tokenizer.padding["pad_id"] if self.tokenizer.padding else 0
+        self.tokenizer.no_padding()
+        self.targets = self.meta["targets"]
+
+    def predict(self, texts, batch_size: int = 64) -> list[dict[str, dict[str, float]]]:
+        import numpy as np
+
+        texts = list(texts)
+        ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        results: list[dict] = [{} for _ in texts]
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            width = max(len(ids[i]) for i in idx)
+            batch = np.full((len(idx), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                batch[row, :len(ids[i])], mask[row, :len(ids[i])] = ids[i], 1
+            outputs = self.session.run([t["output"] for t in self.targets],
+                                       {"input_ids": batch, "attention_mask": mask})
+            for target, scores in zip(self.targets, outputs, strict=True):
+                for row, i in enumerate(idx):
+                    results[i][target["name"]] = dict(
+                        zip(target["labels"], scores[row].tolist(), strict=True))
+        return results
+
+
+def folder_size(folder: str | os.PathLike) -> int:
+    """Bytes of the files in ``folder`` (not recursive)."""
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.export",
+        description="Export a fine-tuned model of the local Classifier Factory to a folder that "
+                    "runs with onnxruntime, tokenizers and numpy only.")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"the service's data folder (default: {DEFAULT_DATA_DIR})")
+    parser.add_argument("model_id", help="fine-tuned model id (ft:classifier:...) or its job id")
+    parser.add_argument("out_dir", help="folder to write (replaced if it holds an earlier export)")
+    parser.add_argument("--int8", action="store_true",
+                        help="store int8 weights (ONNX Runtime dynamic quantization)")
+    args = parser.parse_args(argv)
+    try:
+        out = export_model(args.model_id, args.out_dir, data_dir=args.data_dir,
+                           quantize=args.int8)
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6
+    print(f"exported {args.model_id} to {out} ({size:.1f} MB); try: "
+          f"echo 'hello' | python {out / 'predict.py'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

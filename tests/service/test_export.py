@@ -1,0 +1,167 @@
+"""Export: a fine-tuned model runs with onnxruntime, tokenizers and numpy only, as the service does.
+
+A real service trains a small encoder job and a TF-IDF job on the bundled sample; the exported
+folders' ``predict.py`` runs in a separate virtual environment that holds only ``onnxruntime``,
+``tokenizers`` and ``numpy`` (installed from the package registry once and cached in
+``$EXPORT_TEST_VENV`` or ``~/.cache/intent-tutorials/export-venv``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from factory_fixtures import Server, train, upload
+
+from helpers import data, formatting
+from helpers.evaluation import classify_all
+from helpers.export import ExportError, export_model
+
+RUNTIME = ("onnxruntime", "tokenizers", "numpy")
+
+
+@pytest.fixture(scope="module")
+def factory(tmp_path_factory):
+    """A service (fp32 inference) with a finished encoder model and a finished TF-IDF model."""
+    work = tmp_path_factory.mktemp("export")
+    splits = data.load_splits(data.SAMPLE)
+    for name in ("train", "validation"):
+        frame = getattr(splits, name)
+        if name == "train":  # a small training set keeps the frozen pass short
+            frame = data.subsample_per_intent(frame, 40, seed=0)
+        formatting.dataset_to_jsonl(frame, work / f"{name}.jsonl")
+    server = Server(work / "factory", env={"FACTORY_ENCODER_PRECISION": "fp32"})
+    try:
+        client = server.client()
+        train_id, valid_id = upload(client, work / "train.jsonl"), upload(
+            client, work / "validation.jsonl")
+        jobs = {base: train(client, train_id, valid_id, model=base, steps=steps, timeout=600)
+                for base, steps in (("minilm-l6-v2", 8), ("tfidf-logreg", 20))}
+        texts = splits.test["text"].tolist()
+        served = {base: classify_all(client, job.fine_tuned_model, texts, progress=False)
+                  for base, job in jobs.items()}
+        yield {"server": server, "client": client, "data_dir": work / "factory", "work": work,
+               "texts": texts, "models": {b: j.fine_tuned_model for b, j in jobs.items()},
+               "served": served, "train_id": train_id}
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def runtime_python() -> Path:
+    """A virtual environment holding only onnxruntime, tokenizers and numpy (and their deps)."""
+    folder = Path(os.environ.get("EXPORT_TEST_VENV")
+                  or Path.home() / ".cache" / "intent-tutorials" / "export-venv")
+    python = folder / "bin" / "python"
+    probe = [str(python), "-c", "import onnxruntime, tokenizers, numpy"]
+    if not python.exists() or subprocess.run(probe, capture_output=True).returncode != 0:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *RUNTIME], check=True,
+                       timeout=900)
+    for absent in ("torch", "helpers", "transformers", "sklearn"):
+        found = subprocess.run([str(python), "-c", f"import {absent}"], capture_output=True,
+                               cwd="/")
+        assert found.returncode != 0, f"the runtime venv must not hold {absent}"
+    return python
+
+
+def run_predict(python: Path, folder: Path, texts: list[str]) -> list[dict]:
+    done = subprocess.run([str(python), "predict.py"], cwd=folder, input="\n".join(texts) + "\n",
+                          capture_output=True, text=True, timeout=600,
+                          env={"PATH": os.environ.get("PATH", ""), "HOME": str(Path.home())})
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == len(texts)
+    return rows
+
+
+def compare(served: list[dict], exported: list[dict]) -> tuple[float, float]:
+    """(largest absolute score difference, share of identical top labels) over all targets."""
+    diff, same, total = 0.0, 0, 0
+    for a, b in zip(served, exported, strict=True):
+        assert a.keys() == b.keys()
+        for target in a:
+            assert a[target].keys() == b[target].keys()
+            labels = list(a[target])
+            x = np.array([a[target][k] for k in labels])
+            y = np.array([b[target][k] for k in labels])
+            diff = max(diff, float(np.abs(x - y).max()))
+            same += int(x.argmax() == y.argmax())
+            total += 1
+    return diff, same / total
+
+
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.parametrize("base,quantize", [("minilm-l6-v2", False), ("minilm-l6-v2", True),
+                                           ("tfidf-logreg", False)])
+def test_exported_model_reproduces_the_service(factory, runtime_python, tmp_path, base, quantize):
+    folder = export_model(factory["models"][base], tmp_path / "exported",
+                          data_dir=factory["data_dir"], quantize=quantize)
+    manifest = json.loads((folder / "labels.json").read_text())
+    assert manifest["model"] == factory["models"][base]
+    assert (folder / "README.md").exists()
+    assert len((folder / "predict.py").read_text().splitlines()) <= 70
+    exported = run_predict(runtime_python, folder, factory["texts"])
+    diff, agreement = compare(factory["served"][base], exported)
+    if quantize:
+        assert agreement >= 0.995, (diff, agreement)
+    else:
+        assert diff <= 1e-4, diff
+        assert agreement == 1.0
+
+
+@pytest.mark.slow
+def test_cli_exports_and_replaces_an_earlier_export(factory, tmp_path):
+    out = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "helpers.export", "--data-dir", str(factory["data_dir"]),
+           factory["models"]["tfidf-logreg"], str(out)]
+    for _ in range(2):  # the second run replaces the first export
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "exported" in done.stdout
+    assert json.loads((out / "labels.json").read_text())["kind"] == "tfidf"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ExportError, match="not an earlier export"):
+        export_model(factory["models"]["tfidf-logreg"], mine, data_dir=factory["data_dir"])
+    assert (mine / "notes.txt").read_text() == "keep me"
+    with pytest.raises(ExportError, match="int8 quantization applies to encoder models only"):
+        export_model(factory["models"]["tfidf-logreg"], tmp_path / "q",
+                     data_dir=factory["data_dir"], quantize=True)
+
+
+@pytest.mark.slow
+def test_unknown_model_is_a_clear_error(factory, tmp_path):
+    with pytest.raises(ExportError, match=r"unknown model 'ft:classifier:nope'.*fine-tuned models"):
+        export_model("ft:classifier:nope", tmp_path / "x", data_dir=factory["data_dir"])
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers.export", "--data-dir", str(factory["data_dir"]),
+         "no-such-model", str(tmp_path / "y")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "unknown model 'no-such-model'" in done.stderr
+    assert not (tmp_path / "y").exists()
+
+
+@pytest.mark.slow
+def test_unfinished_job_is_a_clear_error(factory, tmp_path):
+    client = factory["client"]
+    job = client.fine_tuning.jobs.create(
+        model="tfidf-logreg", job_type="classifier",
+        training_files=[{"file_id": factory["train_id"], "weight": 1}],
+        hyperparameters={"training_steps": 5, "learning_rate": 1e-4}, auto_start=False)
+    with pytest.raises(ExportError, match=rf"not finished: its job {job.id} is "
+                                          r"(QUEUED|VALIDATING|VALIDATED)"):
+        export_model(job.id, tmp_path / "x", data_dir=factory["data_dir"])
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_folder_that_is_not_a_factory_is_a_clear_error(tmp_path):
+    with pytest.raises(ExportError, match="not a Classifier Factory data folder"):
+        export_model("ft:x", tmp_path / "out", data_dir=tmp_path)
