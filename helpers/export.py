@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 FORMAT = "exported-classifier/1"
@@ -183,18 +184,25 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}}
     axes |= {name: {0: "batch"} for name in outputs}
     fp32_path = out / "model.onnx"
-    import warnings
-
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
         torch.onnx.export(module, (ids, mask), str(fp32_path), dynamo=False,
                           input_names=["input_ids", "attention_mask"], output_names=outputs,
                           dynamic_axes=axes, opset_version=ONNX_OPSET)
     if quantize:
+        import logging
+
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         q_path = out / "model.int8.onnx"
-        quantize_dynamic(str(fp32_path), str(q_path), weight_type=QuantType.QInt8)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing
+        try:
+            quantize_dynamic(str(fp32_path), str(q_path), weight_type=QuantType.QInt8,
+                             per_channel=True)  # one scale per output column: closer scores
+        finally:
+            root.setLevel(level)
         os.replace(q_path, fp32_path)
     _write_tokenizer(model_dir, out, int(meta["max_length"]))
     targets = _targets(meta["targets"])

@@ -23,6 +23,7 @@ from helpers.evaluation import classify_all
 from helpers.export import ExportError, export_model
 
 RUNTIME = ("onnxruntime", "tokenizers", "numpy")
+CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": str(Path.home())}  # no PYTHONPATH
 
 
 @pytest.fixture(scope="module")
@@ -59,21 +60,21 @@ def runtime_python() -> Path:
                   or Path.home() / ".cache" / "intent-tutorials" / "export-venv")
     python = folder / "bin" / "python"
     probe = [str(python), "-c", "import onnxruntime, tokenizers, numpy"]
-    if not python.exists() or subprocess.run(probe, capture_output=True).returncode != 0:
+    if not python.exists() or subprocess.run(probe, capture_output=True,
+                                             env=CLEAN_ENV).returncode != 0:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", *RUNTIME], check=True,
                        timeout=900)
     for absent in ("torch", "helpers", "transformers", "sklearn"):
         found = subprocess.run([str(python), "-c", f"import {absent}"], capture_output=True,
-                               cwd="/")
+                               cwd="/", env=CLEAN_ENV)
         assert found.returncode != 0, f"the runtime venv must not hold {absent}"
     return python
 
 
 def run_predict(python: Path, folder: Path, texts: list[str]) -> list[dict]:
     done = subprocess.run([str(python), "predict.py"], cwd=folder, input="\n".join(texts) + "\n",
-                          capture_output=True, text=True, timeout=600,
-                          env={"PATH": os.environ.get("PATH", ""), "HOME": str(Path.home())})
+                          capture_output=True, text=True, timeout=600, env=CLEAN_ENV)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(rows) == len(texts)

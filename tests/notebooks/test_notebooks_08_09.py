@@ -1,0 +1,61 @@
+"""Lessons 08-09 end to end under papermill on a small local data folder (and lesson 02's
+``examples_per_intent``)."""
+
+import json
+
+import papermill as pm
+import pytest
+from notebook_runner import run_notebook
+
+
+@pytest.fixture(scope="module")
+def lessons(tmp_path_factory, small_massive_like):
+    out = tmp_path_factory.mktemp("lessons_08_09")
+    work = out / "work"
+    run_notebook("01_explore_data.ipynb", out, data_source=str(small_massive_like),
+                 min_samples=50, work_dir=str(work))
+    return out, work, small_massive_like
+
+
+@pytest.mark.slow
+def test_lesson_02_keeps_examples_per_intent(lessons):
+    out, work, _ = lessons
+    run_notebook("02_format_data.ipynb", out, examples_per_intent=8, seed=3, work_dir=str(work))
+    rows = [json.loads(line) for line in (work / "train.jsonl").read_text().splitlines()]
+    counts = {}
+    for row in rows:
+        counts[row["labels"]["intent"]] = counts.get(row["labels"]["intent"], 0) + 1
+    assert set(counts.values()) == {8} and len(counts) == 4
+    valid = (work / "validation.jsonl").read_text().splitlines()
+    assert len(valid) > 8 * 4 / 2  # validation is never reduced
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value", [-1, 2.5])
+def test_lesson_02_refuses_out_of_range_values(lessons, value):
+    out, work, _ = lessons
+    with pytest.raises(pm.PapermillExecutionError, match=r"examples_per_intent="):
+        run_notebook("02_format_data.ipynb", out / "bad", examples_per_intent=value,
+                     work_dir=str(work))
+
+
+@pytest.mark.slow
+def test_lesson_08_learning_curve(lessons):
+    out, work, data = lessons
+    run_notebook("08_how_much_data.ipynb", out, data_source=str(data), min_samples=50,
+                 curve_sizes=[4, 0], curve_seeds=[1, 2], training_steps=4,
+                 work_dir=str(out / "work08"))
+    results = json.loads((out / "work08" / "learning_curve.json").read_text())
+    points = {(p["method"], p["examples_per_intent"]) for p in results["curve"]}
+    assert points == {(m, n) for m in ("TF-IDF", "frozen embeddings + LR", "fine-tuned encoder")
+                      for n in (4, 0)}
+    assert all(0 <= p["accuracy"] <= 1 and 0 <= p["macro_f1"] <= 1 for p in results["curve"])
+    assert set(results["spread_at_smallest"]) == {m for m, _ in points}
+
+
+@pytest.mark.slow
+def test_lesson_08_refuses_out_of_range_sizes(lessons):
+    out, _, data = lessons
+    with pytest.raises(pm.PapermillExecutionError, match=r"examples_per_intent=-8"):
+        run_notebook("08_how_much_data.ipynb", out / "bad08", data_source=str(data),
+                     curve_sizes=[-8], work_dir=str(out / "bad08" / "work"))
