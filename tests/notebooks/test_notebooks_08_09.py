@@ -2,6 +2,9 @@
 ``examples_per_intent``)."""
 
 import json
+import os
+import shutil
+from unittest import mock
 
 import papermill as pm
 import pytest
@@ -59,3 +62,28 @@ def test_lesson_08_refuses_out_of_range_sizes(lessons):
     with pytest.raises(pm.PapermillExecutionError, match=r"examples_per_intent=-8"):
         run_notebook("08_how_much_data.ipynb", out / "bad08", data_source=str(data),
                      curve_sizes=[-8], work_dir=str(out / "bad08" / "work"))
+
+
+@pytest.mark.slow
+def test_lesson_09_exports_the_lesson_3_model(lessons):
+    out, work, _ = lessons
+    work09 = out / "work09"
+    shutil.copytree(work / "splits", work09 / "splits")
+    with mock.patch.dict(os.environ, {"FACTORY_ENCODER_PRECISION": "fp32"}):
+        run_notebook("02_format_data.ipynb", out / "09", work_dir=str(work09))
+        run_notebook("03_train_classifier.ipynb", out / "09", training_steps=12,
+                     work_dir=str(work09))
+        run_notebook("09_take_it_home.ipynb", out / "09", timed_utterances=5,
+                     work_dir=str(work09))
+    results = json.loads((work09 / "export.json").read_text())
+    job = json.loads((work09 / "job.json").read_text())
+    assert results["model"] == job["fine_tuned_model"]
+    assert results["agreement_with_service"]["ONNX fp32"] == 1.0
+    assert results["fp32_max_difference_below_1e-4"] is True
+    assert results["agreement_with_service"]["ONNX int8"] >= 0.9
+    sizes = results["size_mb"]
+    assert sizes["ONNX int8"] < sizes["ONNX fp32"] / 2
+    for variant in ("fp32", "int8"):
+        folder = work09 / "export" / variant
+        assert {"model.onnx", "tokenizer.json", "labels.json", "predict.py", "README.md"} <= {
+            p.name for p in folder.iterdir()}
