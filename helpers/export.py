@@ -55,15 +55,29 @@ def _resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
     return path
 
 
-def find_model(model_id: str, data_dir: str | os.PathLike | None = None) -> tuple[dict, Path]:
-    """The ``models`` row of a finished fine-tuned model and its folder, or a clear ExportError.
+def _field(row, name: str):
+    """A column of a store row (typed rows have attributes; older stores returned dicts)."""
+    return row[name] if isinstance(row, dict) else getattr(row, name)
 
-    ``model_id`` may also be the id of the job that trained it.
-    """
+
+def find_model(model_id: str, data_dir: str | os.PathLike | None = None) -> tuple[dict, Path]:
+    """The finished fine-tuned model ``model_id`` (id, job_id, root, path) and its folder,
+    or a clear ExportError. ``model_id`` may also be the id of the job that trained it."""
     from .factory.store import Store
 
     folder = _resolve_data_dir(data_dir)
-    store = Store(folder)
+    try:
+        store = Store(folder)
+    except Exception as exc:  # e.g. a damaged database: the store's message says what to do
+        raise ExportError(f"{folder}: cannot read the factory's state: {exc}") from None
+    try:
+        return _find(store, folder, model_id)
+    finally:
+        if hasattr(store, "close"):
+            store.close()
+
+
+def _find(store, folder: Path, model_id: str) -> tuple[dict, Path]:
     model = store.get_model(model_id)
     job = None
     if model is None:
@@ -74,20 +88,22 @@ def find_model(model_id: str, data_dir: str | os.PathLike | None = None) -> tupl
                 job = next((j for j in store.jobs_with_status(
                     ["QUEUED", "VALIDATING", "VALIDATED", "RUNNING", "CANCELLATION_REQUESTED",
                      "FAILED", "FAILED_VALIDATION", "CANCELLED"])
-                    if j["id"].startswith(prefix)), None)
+                    if _field(j, "id").startswith(prefix)), None)
         if job is None:
-            known = [m["id"] for m in store.list_models()]
+            known = [_field(m, "id") for m in store.list_models()]
             raise ExportError(
                 f"unknown model {model_id!r} in {folder}; fine-tuned models there: "
                 + (", ".join(known) if known else "none (train one first, lesson 3)"))
-        if job["status"] != "SUCCESS" or not job.get("fine_tuned_model"):
+        status, job_id = _field(job, "status"), _field(job, "id")
+        if status != "SUCCESS" or not _field(job, "fine_tuned_model"):
             raise ExportError(
-                f"model {model_id!r} is not finished: its job {job['id']} is {job['status']}; "
+                f"model {model_id!r} is not finished: its job {job_id} is {status}; "
                 "export it once the job has status SUCCESS")
-        model = store.get_model(job["fine_tuned_model"])
+        model = store.get_model(_field(job, "fine_tuned_model"))
         if model is None:
-            raise ExportError(f"job {job['id']} succeeded but its model "
-                              f"{job['fine_tuned_model']!r} was deleted from {folder}")
+            raise ExportError(f"job {job_id} succeeded but its model "
+                              f"{_field(job, 'fine_tuned_model')!r} was deleted from {folder}")
+    model = {k: _field(model, k) for k in ("id", "job_id", "root", "path")}
     path = folder / model["path"]
     if not path.is_dir():
         raise ExportError(f"model {model['id']!r}: its folder {path} is missing")
@@ -199,8 +215,9 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
         level = root.level
         root.setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing
         try:
+            # one scale per output column, 7-bit weights (no overflow on CPUs without VNNI)
             quantize_dynamic(str(fp32_path), str(q_path), weight_type=QuantType.QInt8,
-                             per_channel=True)  # one scale per output column: closer scores
+                             per_channel=True, reduce_range=True)
         finally:
             root.setLevel(level)
         os.replace(q_path, fp32_path)

@@ -42,7 +42,7 @@ def factory(tmp_path_factory):
         train_id, valid_id = upload(client, work / "train.jsonl"), upload(
             client, work / "validation.jsonl")
         jobs = {base: train(client, train_id, valid_id, model=base, steps=steps, timeout=600)
-                for base, steps in (("minilm-l6-v2", 8), ("tfidf-logreg", 20))}
+                for base, steps in (("minilm-l6-v2", 60), ("tfidf-logreg", 20))}
         texts = splits.test["text"].tolist()
         served = {base: classify_all(client, job.fine_tuned_model, texts, progress=False)
                   for base, job in jobs.items()}
