@@ -41,8 +41,8 @@ def factory(tmp_path_factory):
         client = server.client()
         train_id, valid_id = upload(client, work / "train.jsonl"), upload(
             client, work / "validation.jsonl")
-        jobs = {base: train(client, train_id, valid_id, model=base, steps=steps, timeout=600)
-                for base, steps in (("minilm-l6-v2", 60), ("tfidf-logreg", 20))}
+        jobs = {base: train(client, train_id, valid_id, model=base, steps=steps, timeout=1500)
+                for base, steps in (("minilm-l6-v2", 30), ("tfidf-logreg", 20))}
         texts = splits.test["text"].tolist()
         served = {base: classify_all(client, job.fine_tuned_model, texts, progress=False)
                   for base, job in jobs.items()}
