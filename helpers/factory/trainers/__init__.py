@@ -28,7 +28,7 @@ _DEFAULT_ATTRIBUTES = {
 }
 
 
-def _encoder_trainers() -> dict[str, Trainer]:
+def _encoder_trainers(skip=()) -> dict[str, Trainer]:
     try:
         from . import encoder
         from .models import resolve_encoder
@@ -37,7 +37,7 @@ def _encoder_trainers() -> dict[str, Trainer]:
         return {}
     trainers: dict[str, Trainer] = {}
     for short, name in ENCODERS.items():
-        if resolve_encoder(name) is None:
+        if short in skip or resolve_encoder(name) is None:
             continue
         trainer = encoder.EncoderTrainer(name)
         # the encoder module keeps its defaults as constants: expose them as attributes
@@ -49,10 +49,16 @@ def _encoder_trainers() -> dict[str, Trainer]:
 
 
 class Registry:
-    """Trainers by base model id, discovered once (lazily: importing torch takes a while)."""
+    """Trainers by base model id, discovered lazily (importing torch takes a while).
+
+    An encoder whose weights appear later (e.g. lesson 06 downloads the multilingual one
+    while the service runs) is offered from the next request on: the encoders not found yet
+    are looked up again, locally, on each call.
+    """
 
     def __init__(self, trainers: dict[str, Trainer] | None = None):
         self._trainers = trainers
+        self._discover = trainers is None
         self._lock = threading.Lock()
 
     def trainers(self) -> dict[str, Trainer]:
@@ -61,6 +67,9 @@ class Registry:
                 found = _encoder_trainers()
                 found["tfidf-logreg"] = TfidfLogRegTrainer()
                 self._trainers = {k: t for k, t in found.items() if t.availability()[0]}
+            elif self._discover and not set(ENCODERS) <= set(self._trainers):
+                new = _encoder_trainers(skip=set(self._trainers))
+                self._trainers |= {k: t for k, t in new.items() if t.availability()[0]}
             return self._trainers
 
     def available(self) -> list[str]:
