@@ -21,7 +21,7 @@ TEXTS = ["set an alarm for seven tomorrow", "wake me up at 7 am", "play some jaz
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("embeddings"))
+    server = Server(tmp_path_factory.mktemp("embeddings"), "--max-request-chars", "20000")
     yield server
     server.stop()
 
@@ -152,6 +152,14 @@ def test_non_string_and_too_many_inputs_are_422(server):
     many = httpx.post(url, json={"model": "minilm-l6-v2", "input": ["x"] * (MAX_EMBED_INPUTS + 1)},
                       timeout=30)
     assert many.status_code == 422
+
+
+def test_request_size_limit_is_413_and_long_inputs_are_truncated(client):
+    with pytest.raises(errors.SDKError) as e:
+        client.embeddings.create(model="minilm-l6-v2", inputs=["a" * 15000, "b" * 5001])
+    assert e.value.status_code == 413 and "20000" in e.value.body
+    long = client.embeddings.create(model="minilm-l6-v2", inputs=["wake me up " * 1500])
+    assert long.usage.prompt_tokens == 64  # the encoder reads at most 64 tokens
 
 
 def test_auth_is_required_when_configured(tmp_path):

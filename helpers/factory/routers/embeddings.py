@@ -1,4 +1,4 @@
-"""``POST /v1/embeddings``: the sentence vector of a base encoder or a fine-tuned encoder classifier.
+"""``POST /v1/embeddings``: the sentence vector of a base encoder or a fine-tuned classifier.
 
 The vector is the one the classification heads read: mean pooling over the tokens, then L2
 normalisation (unit length, so a dot product is the cosine similarity). ``input`` is a string or
@@ -6,6 +6,10 @@ a non-empty list of at most ``MAX_EMBED_INPUTS`` strings. Differences from Mistr
 (see the README's service section): only ``float`` vectors in JSON (``output_dtype`` other than
 ``float`` and ``encoding_format="base64"`` are refused with 422), ``output_dimension`` must be
 the model's own dimension, and TF-IDF models have no embeddings (422).
+
+Limits as for classifications (see :mod:`..limits`): more than ``max_request_chars`` characters
+in all is refused (413), each input is truncated to ``max_input_chars`` (the encoder itself reads
+at most its maximum number of tokens), unpaired surrogates are refused (422).
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import uuid
 
 from fastapi import APIRouter
 
-from ..deps import FactoryDep
-from ..errors import NO_MODEL, conflict, invalid, not_found
+from ..deps import Factory, FactoryDep
+from ..errors import NO_MODEL, conflict, gone, invalid, not_found, too_large
 from ..predictors import ModelUnavailable
 from ..schemas import EmbeddingRequest, EmbeddingResponse
+from .classifications import gone_message, missing_files
 
 router = APIRouter(tags=["embeddings"])
 
@@ -37,10 +42,15 @@ def _encoder_for(body: EmbeddingRequest, factory):
 
     model = factory.store.get_model(body.model)
     if model is not None:
+        if missing_files(factory, model):
+            raise gone(gone_message(factory, model))
         try:
             predictor = factory.predictors.get(model).predictor
         except ModelUnavailable as exc:
             raise conflict(str(exc)) from None
+        except FileNotFoundError:  # deleted between the check and the load
+            factory.predictors.evict(model.id)
+            raise gone(gone_message(factory, model)) from None
         if not supports_embeddings(predictor):
             raise _no_embeddings(body.model, model.root)
         return predictor
@@ -51,6 +61,24 @@ def _encoder_for(body: EmbeddingRequest, factory):
     if name is None:  # tfidf-logreg
         raise _no_embeddings(body.model, getattr(trainer, "base_model", body.model))
     return load_base_encoder(name)
+
+
+def _texts(body: EmbeddingRequest, factory: Factory) -> list[str]:
+    limits = factory.settings.limits
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    total = sum(len(t) for t in texts)
+    if total > limits.max_request_chars:
+        raise too_large(f"The inputs hold {total} characters; one embeddings request may hold at "
+                        f"most {limits.max_request_chars} (serve --max-request-chars). Send them "
+                        "in several requests.")
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            loc = ["body", "input"] if isinstance(body.input, str) else ["body", "input", i]
+            raise invalid(loc, f"unpaired surrogate {text[exc.start]!r} at character "
+                          f"{exc.start}: the text cannot be encoded as UTF-8") from None
+    return [t[: limits.max_input_chars] for t in texts]
 
 
 @router.post("/embeddings", response_model=EmbeddingResponse)
@@ -65,13 +93,13 @@ def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
         raise invalid(["body", "encoding_format"],
                       "only encoding_format 'float' is supported by the local service",
                       body.encoding_format)
+    texts = _texts(body, factory)
     predictor = _encoder_for(body, factory)
     dim = predictor.enc.model.config.hidden_size
     if body.output_dimension is not None and body.output_dimension != dim:
         raise invalid(["body", "output_dimension"],
                       f"{body.model} has {dim}-dimensional embeddings; omit output_dimension "
                       f"or set it to {dim}", body.output_dimension)
-    texts = [body.input] if isinstance(body.input, str) else body.input
     vectors, n_tokens = embed(predictor, texts)
     return {
         "id": uuid.uuid4().hex,

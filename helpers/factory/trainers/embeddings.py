@@ -17,8 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .encoder import MAX_LENGTH, EncoderPredictor, _Encoder, _load_tokenizer, _pad, \
-    _pretrained_encoder
+from .encoder import (
+    MAX_LENGTH,
+    EncoderPredictor,
+    _Encoder,
+    _load_tokenizer,
+    _pad,
+    _pretrained_encoder,
+)
 from .models import resolve_encoder
 
 

@@ -1,0 +1,329 @@
+"""Out-of-scope ("none of the above") detection: scores, thresholds, calibration and plots.
+
+Convention: every score is an *in-scope* score — higher means "more like the intents the
+classifier knows". An utterance is sent to "none of the above" when its score is below a
+threshold. Thresholds are chosen on validation data so that a given share of in-scope
+utterances (``recall``, e.g. 95%) is kept; test data is used once, to report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from helpers import data as data_mod
+
+IN_SCOPE_RECALL = 0.95
+
+
+# -- the out-of-scope pool ----------------------------------------------------------------------
+
+
+def out_of_scope_pool(data_source: str, lang: str, kept: Sequence[str],
+                      in_scope_texts: Sequence[str] = ()) -> pd.DataFrame:
+    """Utterances (``text``, ``label_text``) of the intents the cookbook's filter dropped.
+
+    Every split the source has (train, validation, test) is read, rows of ``lang`` whose intent
+    is not in ``kept`` are kept, and texts that also occur among ``in_scope_texts`` (ignoring
+    case and surrounding spaces) or twice in the pool are removed. None of these rows is ever
+    used for training.
+    """
+    frames = []
+    for split in data_mod.SPLITS:
+        try:
+            raw, _ = data_mod.load_raw(data_source, split)
+        except data_mod.DataSourceError:
+            continue  # e.g. a folder without test.jsonl
+        if "lang" in raw.columns:
+            raw = raw[raw["lang"] == lang]
+        frames.append(raw[~raw["label_text"].isin(set(kept))][data_mod.COLUMNS])
+    if not frames:
+        raise data_mod.DataSourceError(f"{data_source}: no split could be read")
+    pool = pd.concat(frames, ignore_index=True)
+    key = pool["text"].str.strip().str.lower()
+    seen = {str(t).strip().lower() for t in in_scope_texts}
+    pool = pool[~key.isin(seen) & ~key.duplicated()]
+    return pool.sort_values(["label_text", "text"], kind="stable").reset_index(drop=True)
+
+
+def split_pool(pool: pd.DataFrame, seed: int = 42, validation_share: float = 0.5):
+    """``(validation, test)`` halves of the pool, stratified by intent (deterministic)."""
+    from sklearn.model_selection import train_test_split
+
+    counts = pool["label_text"].value_counts()
+    stratify = pool["label_text"] if counts.min() >= 2 else None
+    validation, test = train_test_split(pool, train_size=validation_share, random_state=seed,
+                                        stratify=stratify)
+    return validation.reset_index(drop=True), test.reset_index(drop=True)
+
+
+# -- talking to the service ----------------------------------------------------------------------
+
+
+def embed_all(client, model: str, texts: Sequence[str], batch_size: int = 256,
+              retries: int = 5, backoff_seconds: float = 1.0) -> np.ndarray:
+    """``client.embeddings.create`` over all ``texts`` in batches (retrying 429/5xx): (n, dim)."""
+    import time
+
+    from helpers.evaluation import _retryable
+
+    rows: list[list[float]] = []
+    for start in range(0, len(texts), batch_size):
+        batch = [str(t) for t in texts[start:start + batch_size]]
+        for attempt in range(retries + 1):
+            try:
+                response = client.embeddings.create(model=model, inputs=batch)
+                break
+            except Exception as error:
+                if attempt == retries or not _retryable(error):
+                    raise
+                time.sleep(backoff_seconds * 2**attempt)
+        rows += [d.embedding for d in sorted(response.data, key=lambda d: d.index)]
+    return np.asarray(rows, dtype=np.float64)
+
+
+def score_matrix(scores: Sequence[dict], labels: Sequence[str], target: str = "intent"):
+    """Classification results (``classify_all``) as an (n, n_labels) probability matrix."""
+    return np.array([[s[target][label] for label in labels] for s in scores], dtype=np.float64)
+
+
+# -- scores from class probabilities ------------------------------------------------------------
+
+
+def max_softmax(probs: np.ndarray) -> np.ndarray:
+    """The highest class probability of each row."""
+    return np.asarray(probs).max(axis=1)
+
+
+def margin(probs: np.ndarray) -> np.ndarray:
+    """The gap between the two highest class probabilities of each row."""
+    top2 = np.sort(np.asarray(probs), axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def logits_from_probs(probs: np.ndarray, floor: float = 1e-12) -> np.ndarray:
+    """Log-probabilities: logits up to a per-row constant, which softmax ignores."""
+    return np.log(np.clip(np.asarray(probs, dtype=np.float64), floor, None))
+
+
+def fit_temperature(logits: np.ndarray, labels: Sequence[int],
+                    bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+    """The temperature T minimising the negative log-likelihood of ``softmax(logits / T)``."""
+    from scipy.optimize import minimize_scalar
+
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels)
+    if len(z) == 0 or len(z) != len(y):
+        raise ValueError("fit_temperature needs as many labels as rows of logits (at least one)")
+
+    def nll(log_t: float) -> float:
+        p = softmax(z, float(np.exp(log_t)))
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-300, None)).mean())
+
+    res = minimize_scalar(nll, bounds=tuple(np.log(bounds)), method="bounded",
+                          options={"xatol": 1e-6})
+    return float(np.exp(res.x))
+
+
+# -- Mahalanobis distance -----------------------------------------------------------------------
+
+
+@dataclass
+class Mahalanobis:
+    """Class means and one shared covariance, fitted on training embeddings.
+
+    ``score`` is minus the squared Mahalanobis distance to the nearest class mean (Lee et al.
+    2018; Podolskiy et al. 2021): far from every intent → low score → out of scope.
+    """
+
+    classes: list[str]
+    means: np.ndarray  # (n_classes, dim)
+    precision: np.ndarray  # (dim, dim): inverse of the shared covariance
+
+    @classmethod
+    def fit(cls, x: np.ndarray, labels: Sequence[str], ridge: float = 1e-6) -> Mahalanobis:
+        x = np.asarray(x, dtype=np.float64)
+        labels = np.asarray(labels)
+        if x.ndim != 2 or len(x) != len(labels):
+            raise ValueError(f"x must be (n, dim) with one label per row; got {x.shape} and "
+                             f"{len(labels)} labels")
+        classes = sorted(set(labels.tolist()))
+        means = np.stack([x[labels == c].mean(axis=0) for c in classes])
+        centred = x - means[np.searchsorted(classes, labels)]
+        cov = centred.T @ centred / len(x)
+        cov += ridge * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
+        return cls(classes, means, np.linalg.pinv(cov, hermitian=True))
+
+    def distances(self, x: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance of each row to each class mean: (n, n_classes)."""
+        x = np.asarray(x, dtype=np.float64)
+        xp = x @ self.precision
+        mp = self.means @ self.precision
+        return ((xp * x).sum(1)[:, None] - 2 * xp @ self.means.T
+                + (mp * self.means).sum(1)[None, :])
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        return -self.distances(x).min(axis=1)
+
+    def nearest(self, x: np.ndarray) -> list[str]:
+        return [self.classes[i] for i in self.distances(x).argmin(axis=1)]
+
+
+# -- thresholds and metrics ---------------------------------------------------------------------
+
+
+def auroc(in_scores: Sequence[float], oos_scores: Sequence[float]) -> float:
+    """Area under the ROC curve for telling out-of-scope from in-scope (1 = perfect, 0.5 = chance).
+
+    The probability that a random out-of-scope utterance scores lower than a random in-scope
+    one (ties count half).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    s_in, s_oos = np.asarray(in_scores), np.asarray(oos_scores)
+    if len(s_in) == 0 or len(s_oos) == 0:
+        raise ValueError("auroc needs at least one in-scope and one out-of-scope score")
+    y = np.r_[np.zeros(len(s_in)), np.ones(len(s_oos))]
+    return float(roc_auc_score(y, -np.r_[s_in, s_oos]))
+
+
+def threshold_for_recall(in_scores: Sequence[float], recall: float = IN_SCOPE_RECALL) -> float:
+    """The highest threshold that keeps at least ``recall`` of the in-scope scores (``>= t``)."""
+    s = np.sort(np.asarray(in_scores, dtype=np.float64))
+    if len(s) == 0 or not 0 < recall <= 1:
+        raise ValueError("threshold_for_recall needs scores and 0 < recall <= 1")
+    k = len(s) - int(np.ceil(recall * len(s) - 1e-9))  # how many may fall below
+    return float(s[k])
+
+
+def at_threshold(threshold: float, in_scores, in_correct, oos_scores) -> dict:
+    """What routing with ``score >= threshold`` → intent, else "none of the above" gives.
+
+    ``oos_recall``: share of out-of-scope utterances sent to "none of the above";
+    ``in_scope_recall``: share of in-scope utterances kept; ``in_scope_accuracy``: share of
+    in-scope utterances kept *and* given the right intent (a rejection counts as an error).
+    """
+    s_in, s_oos = np.asarray(in_scores), np.asarray(oos_scores)
+    kept = s_in >= threshold
+    return {
+        "threshold": float(threshold),
+        "oos_recall": float((s_oos < threshold).mean()),
+        "in_scope_recall": float(kept.mean()),
+        "in_scope_accuracy": float((kept & np.asarray(in_correct, dtype=bool)).mean()),
+    }
+
+
+def evaluate(name: str, valid_in, valid_oos, test_in, test_oos, test_correct,
+             recall: float = IN_SCOPE_RECALL) -> dict:
+    """One method's row: AUROC on validation and test, then the test metrics at the threshold
+    chosen on the in-scope validation scores for ``recall`` in-scope recall."""
+    t = threshold_for_recall(valid_in, recall)
+    return {"method": name, "valid_auroc": auroc(valid_in, valid_oos),
+            "auroc": auroc(test_in, test_oos), **at_threshold(t, test_in, test_correct, test_oos)}
+
+
+def sweep(in_scores, in_correct, oos_scores, n: int = 200) -> pd.DataFrame:
+    """OOS recall, in-scope recall and accuracy for ``n`` thresholds across the score range."""
+    s = np.r_[np.asarray(in_scores), np.asarray(oos_scores)]
+    grid = np.quantile(s, np.linspace(0, 1, n))
+    return pd.DataFrame([at_threshold(t, in_scores, in_correct, oos_scores) for t in grid])
+
+
+# -- calibration --------------------------------------------------------------------------------
+
+
+def reliability(confidence: Sequence[float], correct: Sequence[bool],
+                n_bins: int = 10) -> pd.DataFrame:
+    """Per confidence bin: how many predictions, their mean confidence and their accuracy."""
+    c = np.asarray(confidence, dtype=np.float64)
+    ok = np.asarray(correct, dtype=np.float64)
+    edges = np.linspace(0, 1, n_bins + 1)
+    bins = np.clip(np.digitize(c, edges[1:-1], right=True), 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        m = bins == b
+        rows.append({"low": edges[b], "high": edges[b + 1], "count": int(m.sum()),
+                     "confidence": float(c[m].mean()) if m.any() else np.nan,
+                     "accuracy": float(ok[m].mean()) if m.any() else np.nan})
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(confidence, correct, n_bins: int = 10) -> float:
+    """ECE: the count-weighted mean gap between confidence and accuracy over equal-width bins."""
+    table = reliability(confidence, correct, n_bins)
+    used = table[table["count"] > 0]
+    if used.empty:
+        raise ValueError("expected_calibration_error needs at least one prediction")
+    gaps = (used["confidence"] - used["accuracy"]).abs()
+    return float((gaps * used["count"]).sum() / used["count"].sum())
+
+
+# -- plots --------------------------------------------------------------------------------------
+
+
+def plot_threshold(table: pd.DataFrame, chosen: dict, title: str, ax=None):
+    """OOS recall and in-scope accuracy against the threshold; the chosen threshold marked."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        plt.close(fig)  # shown once, as the cell's value (``.figure``)
+    ax.plot(table["threshold"], table["oos_recall"], label="out-of-scope recall")
+    ax.plot(table["threshold"], table["in_scope_accuracy"], label="in-scope accuracy")
+    ax.plot(table["threshold"], table["in_scope_recall"], ":", label="in-scope kept")
+    t = chosen["threshold"]
+    ax.axvline(t, color="grey", ls="--", lw=1)
+    for key, marker in (("oos_recall", "o"), ("in_scope_accuracy", "s")):
+        ax.plot([t], [chosen[key]], marker, color="black")
+        ax.annotate(f"{chosen[key]:.1%}", (t, chosen[key]), textcoords="offset points",
+                    xytext=(6, -12 if key == "oos_recall" else 6), fontsize=8)
+    ax.set(title=title, xlabel="threshold on the score", ylabel="share of utterances",
+           ylim=(-0.02, 1.05))
+    ax.legend(fontsize=8, loc="lower left")
+    return ax
+
+
+def plot_reliability(tables: dict[str, pd.DataFrame], eces: dict[str, float], title: str):
+    """Reliability diagram: accuracy against confidence per bin, one line per variant."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfectly calibrated")
+    for name, table in tables.items():
+        used = table[table["count"] > 0]
+        ax.plot(used["confidence"], used["accuracy"], "o-",
+                label=f"{name} (ECE {eces[name]:.3f})")
+    ax.set(title=title, xlabel="confidence (max probability)", ylabel="accuracy in the bin",
+           xlim=(0, 1.02), ylim=(0, 1.02))
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    plt.close(fig)  # shown once, as the cell's value (like helpers.plots)
+    return fig
+
+
+def plot_thresholds(tables: dict[str, pd.DataFrame], chosen: dict[str, dict], title: str):
+    """One :func:`plot_threshold` panel per method, in a grid; returns the (closed) figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(tables)
+    cols = 2 if n > 1 else 1
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.8 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, tables, strict=False):
+        plot_threshold(tables[name], chosen[name], name, ax=ax)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

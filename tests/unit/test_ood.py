@@ -1,0 +1,133 @@
+"""helpers.ood: scores, thresholds, Mahalanobis, temperature scaling, ECE, the pool."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import ood
+
+
+def test_max_softmax_and_margin():
+    p = np.array([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25]])
+    np.testing.assert_allclose(ood.max_softmax(p), [0.7, 0.4])
+    np.testing.assert_allclose(ood.margin(p), [0.5, 0.05])
+
+
+def test_auroc_extremes_ties_and_errors():
+    assert ood.auroc([2, 3, 4], [0, 1]) == 1.0
+    assert ood.auroc([0, 1], [2, 3]) == 0.0
+    assert ood.auroc([1, 1], [1, 1]) == 0.5
+    # one OOS score above one of two in-scope scores: 3 of 4 pairs right
+    assert ood.auroc([1, 3], [0, 2]) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="at least one"):
+        ood.auroc([], [1])
+
+
+def test_threshold_for_recall_keeps_the_share_asked_for():
+    s = np.arange(100, dtype=float)
+    t = ood.threshold_for_recall(s, 0.95)
+    assert t == 5.0 and (s >= t).mean() == 0.95
+    assert ood.threshold_for_recall(np.arange(10.0), 0.95) == 0.0  # 9 of 10 would be < 95%
+    assert ood.threshold_for_recall([3.0, 1.0], 1.0) == 1.0
+    with pytest.raises(ValueError):
+        ood.threshold_for_recall([1.0], 0)
+
+
+def test_at_threshold_counts_rejections_as_errors():
+    r = ood.at_threshold(0.5, in_scores=[0.9, 0.8, 0.4, 0.6], in_correct=[1, 0, 1, 1],
+                         oos_scores=[0.1, 0.7, 0.2])
+    assert r["in_scope_recall"] == 0.75
+    assert r["in_scope_accuracy"] == 0.5  # 0.9 right, 0.8 wrong, 0.4 rejected, 0.6 right
+    assert r["oos_recall"] == pytest.approx(2 / 3)
+
+
+def test_evaluate_picks_the_threshold_on_validation():
+    row = ood.evaluate("x", valid_in=np.arange(20.0), valid_oos=[-1.0],
+                       test_in=[0.0, 5.0], test_oos=[0.5, -3.0], test_correct=[True, True])
+    assert row["threshold"] == 1.0  # keeps 19 of 20 validation scores
+    assert row["in_scope_recall"] == 0.5 and row["oos_recall"] == 1.0
+    assert row["valid_auroc"] == 1.0 and row["auroc"] == 0.75
+
+
+def test_sweep_is_monotone():
+    rng = np.random.default_rng(0)
+    table = ood.sweep(rng.normal(1, 1, 200), rng.random(200) < 0.9, rng.normal(-1, 1, 100), n=50)
+    assert len(table) == 50
+    assert table["oos_recall"].is_monotonic_increasing
+    assert table["in_scope_recall"].is_monotonic_decreasing
+
+
+def test_mahalanobis_uses_the_shared_covariance():
+    rng = np.random.default_rng(1)
+    # two classes stretched along x: a point far along y is more unusual than one far along x
+    cov = np.diag([4.0, 0.01])
+    a = rng.multivariate_normal([0, 0], cov, 500)
+    b = rng.multivariate_normal([0, 1], cov, 500)
+    m = ood.Mahalanobis.fit(np.r_[a, b], ["a"] * 500 + ["b"] * 500)
+    assert m.classes == ["a", "b"]
+    np.testing.assert_allclose(m.means, [[0, 0], [0, 1]], atol=0.2)
+    s_far_x, s_far_y = m.score(np.array([[4.0, 0.0], [0.0, -0.5]]))
+    assert s_far_x > s_far_y
+    assert m.nearest(np.array([[3.0, 0.95], [-2.0, 0.02]])) == ["b", "a"]
+    d = m.distances(np.array([[1.0, 0.5]]))
+    manual = [(np.array([1.0, 0.5]) - mu) @ m.precision @ (np.array([1.0, 0.5]) - mu)
+              for mu in m.means]
+    np.testing.assert_allclose(d[0], manual)
+    with pytest.raises(ValueError, match="one label per row"):
+        ood.Mahalanobis.fit(np.zeros((3, 2)), ["a"])
+
+
+def test_temperature_recovers_the_true_temperature_and_keeps_the_ranking():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 3, (4000, 5))
+    true_t = 2.5
+    y = np.array([rng.choice(5, p=p) for p in ood.softmax(logits, true_t)])
+    t = ood.fit_temperature(logits, y)
+    assert t == pytest.approx(true_t, rel=0.1)
+    assert (ood.softmax(logits, t).argmax(1) == logits.argmax(1)).all()
+    # log-probabilities work as logits
+    np.testing.assert_allclose(ood.softmax(ood.logits_from_probs(ood.softmax(logits)), 1.0),
+                               ood.softmax(logits), atol=1e-9)
+    with pytest.raises(ValueError):
+        ood.fit_temperature(logits, y[:3])
+
+
+def test_ece_and_reliability():
+    conf = np.array([0.95] * 10 + [0.55] * 10)
+    correct = np.array([1] * 5 + [0] * 5 + [1] * 10, dtype=bool)
+    table = ood.reliability(conf, correct, n_bins=10)
+    assert table["count"].sum() == 20 and len(table) == 10
+    row = table[table["count"] == 10].iloc[1]
+    assert row["confidence"] == pytest.approx(0.95) and row["accuracy"] == 0.5
+    # gaps 0.45 (overconfident) and 0.45 (underconfident), equal weights
+    assert ood.expected_calibration_error(conf, correct) == pytest.approx(0.45)
+    assert ood.expected_calibration_error([1.0, 1.0], [True, True]) == 0.0
+
+
+def test_out_of_scope_pool_from_a_folder(tmp_path):
+    rows = {
+        "train": [("kept_a", "hello there"), ("dropped_x", "book a train"),
+                  ("dropped_x", "Hello there "), ("dropped_y", "news please")],
+        "validation": [("dropped_y", "news please"), ("dropped_y", "latest news")],
+    }
+    for split, items in rows.items():
+        pd.DataFrame([{"id": str(i), "label": 0, "label_text": y, "text": t, "lang": "en"}
+                      for i, (y, t) in enumerate(items)]).to_json(
+            tmp_path / f"{split}.jsonl", orient="records", lines=True)
+    pool = ood.out_of_scope_pool(str(tmp_path), "en", ["kept_a"], ["hello there"])
+    assert pool["text"].tolist() == ["book a train", "latest news", "news please"]
+    validation, test = ood.split_pool(pool, seed=0)
+    assert len(validation) + len(test) == 3 and not set(validation.text) & set(test.text)
+
+
+def test_sample_pool_is_the_dropped_intents():
+    from helpers import data
+
+    splits = data.load_splits("sample", "en")
+    kept = splits.labels()
+    pool = ood.out_of_scope_pool("sample", "en", kept, splits.train["text"])
+    assert set(pool["label_text"]) == {"alarm_remove", "cooking_recipe", "news_query",
+                                       "transport_ticket"}
+    assert len(pool) > 400 and not set(pool["label_text"]) & set(kept)
