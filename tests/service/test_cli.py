@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import os
 import subprocess
 import sys
@@ -47,3 +48,22 @@ def test_a_corrupted_database_stops_start_up_with_a_message_not_a_traceback(tmp_
     assert done.returncode == 3
     assert "cannot be read as a SQLite database" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_server_log_rotates_and_names_the_process(tmp_path):
+    from helpers.factory.__main__ import LOG_BYTES, _configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        _configure_logging(tmp_path, "info")
+        handler = root.handlers[0]
+        assert isinstance(handler, logging.handlers.RotatingFileHandler)
+        assert handler.maxBytes == LOG_BYTES and handler.backupCount == 3
+        logging.getLogger("factory-test").info("hello")
+        handler.flush()
+        assert f" {os.getpid()} INFO factory-test: hello" in (tmp_path / "server.log").read_text()
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:], root.level = saved[0], saved[1]
