@@ -169,7 +169,7 @@ def test_concurrent_classification(client, files):
 
 def test_seed_sequence_encoder(client, files):
     train_id, valid_id = files
-    job = train(client, train_id, valid_id, model="minilm-l6-v2", steps=6)
+    job = train(client, train_id, valid_id, model="minilm-l6-v2", steps=6, timeout=300)
     assert FT_ID.match(job.fine_tuned_model)["base"] == "minilm-l6-v2"
     assert job.hyperparameters.seq_len and job.checkpoints[0].step_number == 6
     assert job.checkpoints[0].metrics.valid_loss is not None
