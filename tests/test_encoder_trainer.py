@@ -23,7 +23,7 @@ from helpers.factory.trainers.base import (  # noqa: E402
 from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer  # noqa: E402
 from helpers.factory.trainers.models import (  # noqa: E402
     DEFAULT_ENCODER,
-    ENCODER_MODELS,
+    ENCODERS,
     resolve_encoder,
 )
 
@@ -102,7 +102,7 @@ def test_protocol_attributes(trainer):
     assert trainer.batch_size > 0 and trainer.description
     assert trainer.availability() == (True, "")
     assert trainer.expected_seconds(100, CONFIG) > 0
-    assert DEFAULT_ENCODER in ENCODER_MODELS
+    assert DEFAULT_ENCODER in ENCODERS.values()
     missing = EncoderTrainer("sentence-transformers/no-such-model-for-tests")
     ok, why = missing.availability()
     assert not ok and why
@@ -188,7 +188,7 @@ def test_cancel_stops_training(trainer, tmp_path):
             raise Cancelled()
 
     with pytest.raises(Cancelled):
-        trainer.train(_intent_data(), None, [INTENT], TrainConfig(50, 1e-4), tmp_path, on_step)
+        trainer.train(_intent_data(), None, [INTENT], TrainConfig(50, 1e-4, 0.01, 0.1), tmp_path, on_step)
     assert seen == [1, 2]
     assert not (tmp_path / "model.safetensors").exists()
 
@@ -197,7 +197,7 @@ def test_tiny_dataset_and_threads(trainer, tmp_path):
     data = [Example(t, {"intent": k}) for k in ("weather", "music") for t in UTTERANCES[k][:4]]
     target = TargetSpec("intent", ["music", "weather"], False)
     reports: list[StepReport] = []
-    trainer.train(data, None, [target], TrainConfig(3, 1e-4, seed=1), tmp_path, reports.append)
+    trainer.train(data, None, [target], TrainConfig(3, 1e-4, 0.01, 0.1, seed=1), tmp_path, reports.append)
     assert len(reports) == 3 and reports[-1].valid_accuracy is None
     predictor = trainer.load(tmp_path)
     expected = predictor.predict(PROBES)

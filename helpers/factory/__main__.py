@@ -23,6 +23,8 @@ from .launcher import pid_alive
 from .limits import LOOPBACK_HOSTS, Limits
 from .predictors import MAX_BATCH, MAX_WAIT_S
 from .store import StateError
+from .trainers import Registry
+from .trainers.base import DEVICE_CHOICES
 
 PARENT_POLL_SECONDS = 2.0
 LOG_BYTES = 10 * 1024 * 1024  # server.log rotates at 10 MiB, keeping 3 old files
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="exit when process PID is gone (checked every 2 s)")
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true")
+    serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                       help="where encoders train and predict (auto: CUDA, then MPS, then CPU)")
     args = parser.parse_args(argv)
 
     os.umask(0o077)  # everything this service creates is owner-only
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_wait_ms=args.batch_wait_ms,
     )
     try:
-        app = create_app(settings)
+        app = create_app(settings, registry=Registry(device=args.device))
     except StateError as exc:
         logging.getLogger(__name__).error("%s", exc)  # to server.log and stderr, no traceback
         return 3

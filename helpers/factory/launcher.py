@@ -84,8 +84,12 @@ def start_local_factory(
     host: str = "127.0.0.1",
     timeout: float = 60,
     api_key: str | None = None,
+    device: str = "auto",
 ) -> str:
     """Return the base URL of the service for ``data_dir``, starting it if needed.
+
+    ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``) is where a newly started service trains
+    and runs the encoders (``auto``: CUDA, then Apple MPS, then CPU).
 
     ``api_key`` (optional) makes the service require ``Authorization: Bearer <api_key>``; it is
     passed through the environment, never on the command line.
@@ -119,6 +123,7 @@ def _start(data_dir: Path, port: int, host: str, timeout: float, api_key: str | 
     cmd = [
         sys.executable, "-m", "helpers.factory", "serve", "--host", host, "--port", str(port),
         "--data-dir", str(data_dir), "--exit-with-parent", str(os.getpid()),
+        "--device", device,
     ]
     stderr_path = data_dir / "server.stderr"
     with open(stderr_path, "wb") as stderr:

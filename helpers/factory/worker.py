@@ -220,9 +220,11 @@ class Worker:
                 )
         hp["epochs"] = round(hp["training_steps"] * batch / n_train, 4)
         per_step = max(1, round(data_tokens / n_train * batch))
-        config = TrainConfig(hp["training_steps"], hp["learning_rate"])
+        config = TrainConfig(hp["training_steps"], hp["learning_rate"], hp["weight_decay"],
+                             hp["warmup_fraction"])
         metadata = {
             **job.metadata,
+            "device": trainer.device,
             "expected_duration_seconds": int(trainer.expected_seconds(n_train, config)),
             "train_tokens_per_step": per_step,
             "train_tokens": per_step * hp["training_steps"],

@@ -21,8 +21,7 @@ def base_card(factory: Factory, model_id: str) -> dict:
     return {
         "id": model_id, "type": "base", "created": factory.started,
         "description": trainer.description,
-        "max_context_length": getattr(trainer, "max_length", None)
-        or getattr(trainer, "max_context_length", 512),
+        "max_context_length": trainer.max_context_length,
         "aliases": [ENCODERS[model_id]] if model_id in ENCODERS else [],
         "capabilities": {"fine_tuning": True, "classification": True},
     }
@@ -34,8 +33,7 @@ def ft_card(factory: Factory, model: ModelRow) -> dict:
         "id": model.id, "type": "fine-tuned", "created": model.created,
         "job": model.job_id, "root": model.root, "archived": model.archived,
         "description": f"{model.root} fine-tuned by job {model.job_id}",
-        "max_context_length": getattr(trainer, "max_length", None)
-        or getattr(trainer, "max_context_length", 512),
+        "max_context_length": trainer.max_context_length if trainer is not None else 512,
         "capabilities": {"fine_tuning": False, "classification": True},
         "classifier_targets": model.classifier_targets,
     }

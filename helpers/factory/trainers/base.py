@@ -37,10 +37,12 @@ class TargetSpec:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """A job's hyperparameters as a trainer sees them (each trainer's ``defaults`` is one)."""
+
     training_steps: int
     learning_rate: float
-    weight_decay: float = 0.1
-    warmup_fraction: float = 0.05
+    weight_decay: float
+    warmup_fraction: float
     seed: int = 0
 
 
@@ -76,6 +78,12 @@ class Trainer(Protocol):
     # fixed and reported: a training step is one optimizer step on this many examples
     # (0 = full batch: every step sees every training example)
     batch_size: int
+    # the hyperparameters a job gets when its request leaves them out (seed 0)
+    defaults: TrainConfig
+    # longest input in tokens (encoders truncate beyond it), served as max_context_length
+    max_context_length: int
+    # where it trains: "cpu", "cuda" or "mps" (goes into the job's metadata)
+    device: str
 
     def availability(self) -> tuple[bool, str]:
         """(True, "") when this machine can train the model, else (False, why not)."""
@@ -101,6 +109,9 @@ class Trainer(Protocol):
     def expected_seconds(self, n_train: int, config: TrainConfig) -> int:
         """Rough duration estimate shown in the job's metadata."""
 
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+"""Where encoder trainers may run (``auto``: CUDA, then Apple MPS, then CPU)."""
 
 MULTI_LABEL_THRESHOLD = 0.5
 """Multi-label targets get independent sigmoid scores; a label applies when its score ≥ this."""

@@ -18,24 +18,22 @@ from pathlib import Path
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 MULTILINGUAL_ENCODER = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
 
-ENCODER_MODELS: tuple[str, ...] = (DEFAULT_ENCODER, MULTILINGUAL_ENCODER)
-"""Encoders the factory may offer; the others only when :func:`resolve_encoder` finds them."""
-
-SHORT_IDS: dict[str, str] = {
-    DEFAULT_ENCODER: "minilm-l6-v2",
-    MULTILINGUAL_ENCODER: "multilingual-minilm-l12-v2",
+ENCODERS: dict[str, str] = {
+    "minilm-l6-v2": DEFAULT_ENCODER,
+    "multilingual-minilm-l12-v2": MULTILINGUAL_ENCODER,
 }
-"""Slash-free ids for Mistral-style model ids and URLs."""
+"""The encoders the factory may offer: slash-free base model id (served by ``GET /v1/models``)
+-> Hugging Face name (accepted as an alias). The default comes first."""
 
 _REQUIRED_FILES = ("config.json", "model.safetensors")
 _DOWNLOAD_TIMEOUT_S = 10.0
-_PATTERNS = ["*.json", "*.txt", "*.model", "model.safetensors", "1_Pooling/*"]
 
 
 def short_id(name: str) -> str:
     """A slash-free id for ``name`` (known encoders get a fixed short id)."""
-    if name in SHORT_IDS:
-        return SHORT_IDS[name]
+    for short, full in ENCODERS.items():
+        if name == full:
+            return short
     return name.rsplit("/", 1)[-1].lower().replace("_", "-")
 
 
@@ -89,8 +87,11 @@ def _download(name: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        path = snapshot_download(name, etag_timeout=_DOWNLOAD_TIMEOUT_S,
-                                 allow_patterns=_PATTERNS)
+        path = snapshot_download(
+            name,
+            etag_timeout=_DOWNLOAD_TIMEOUT_S,
+            allow_patterns=["*.json", "*.txt", "*.model", "model.safetensors", "1_Pooling/*"],
+        )
         return _usable(path)
     except Exception:
         return None
@@ -103,40 +104,3 @@ def resolve_encoder(name: str, download: bool = False) -> Path | None:
     """
     return _from_cache(name) or _from_package(name) or (_download(name) if download else None)
 
-
-def ensure_encoder(model: str, download: bool = True) -> str | None:
-    """Make the encoder ``model`` (short id or Hugging Face name) available on this machine.
-
-    Downloads it from the hub when it is not found locally, ``download`` is true and the hub
-    is reachable. Returns None when it is ready (or ``model`` is not one of the encoders),
-    else the reason it is not, for the learner: offline mode, hub unreachable, failed download.
-    """
-    name = {short: full for full, short in SHORT_IDS.items()}.get(model, model)
-    if name not in ENCODER_MODELS:
-        return None
-    if resolve_encoder(name) is not None:
-        return None
-    if not download:
-        return "its weights are not on this machine and downloading them is switched off"
-    if _hub_offline():
-        return "the hub is unreachable (offline mode: HF_HUB_OFFLINE is set)"
-    from helpers.data import _hub_unreachable
-
-    unreachable = _hub_unreachable()
-    if unreachable:
-        return f"the hub is unreachable ({unreachable})"
-    try:
-        from huggingface_hub import snapshot_download
-
-        snapshot_download(name, etag_timeout=_DOWNLOAD_TIMEOUT_S, allow_patterns=_PATTERNS)
-    except Exception as exc:
-        first = str(exc).splitlines()[0][:200] if str(exc) else ""
-        return f"downloading it from the hub failed ({type(exc).__name__}: {first})"
-    if resolve_encoder(name) is None:
-        return "the download has no config.json and model.safetensors"
-    return None
-
-
-def available_encoders() -> list[str]:
-    """The encoders of :data:`ENCODER_MODELS` that resolve locally (the default first)."""
-    return [name for name in ENCODER_MODELS if resolve_encoder(name) is not None]

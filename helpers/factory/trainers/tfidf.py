@@ -232,8 +232,11 @@ class TfidfLogRegTrainer:
     )
     batch_size = 0  # full batch: every step sees every training example
     max_context_length = 8192
-    default_training_steps = 40  # converged on Banking77/CLINC150; more steps do not help
-    default_learning_rate = 1.0  # unused by L-BFGS
+    device = "cpu"
+    # 40 L-BFGS iterations converge on Banking77/CLINC150 (more do not help); the rate, weight
+    # decay and warm-up do not apply to L-BFGS (the L2 strength is C)
+    defaults = TrainConfig(training_steps=40, learning_rate=1.0, weight_decay=0.0,
+                           warmup_fraction=0.0)
     C = 10.0
     eval_every = 10
 

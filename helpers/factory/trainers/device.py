@@ -1,0 +1,73 @@
+"""Where the encoder trains and predicts: CUDA, then Apple MPS, then CPU — and with which threads.
+
+``select_device("auto")`` (the service's default, ``--device auto``) picks the first of CUDA,
+MPS and CPU that torch reports as available; ``"cpu"``, ``"cuda"`` and ``"mps"`` force one (asking
+for a device that is not there is an error naming it). On CUDA the trainer and the predictor run
+the transformer under mixed precision (bfloat16 autocast where the GPU supports it, else float16
+with loss scaling); on CPU and MPS everything stays float32, so CPU results do not depend on the
+CPU's vector extensions (no bfloat16 path on CPU unless asked for explicitly).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from .base import DEVICE_CHOICES
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def select_device(requested: str | None = "auto") -> torch.device:
+    """The torch device for ``requested`` (``auto``: CUDA, then MPS, then CPU)."""
+    name = (requested or "auto").lower()
+    if name not in DEVICE_CHOICES:
+        raise ValueError(f"unknown device {requested!r}: choose one of {', '.join(DEVICE_CHOICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but torch reports no CUDA GPU on this machine")
+    if name == "mps" and not _mps_available():
+        raise ValueError("device 'mps' was requested but torch reports no Apple MPS device")
+    return torch.device(name)
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype used on ``device`` (None: plain float32)."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast(device: torch.device) -> AbstractContextManager:
+    """Mixed precision on CUDA, nothing elsewhere."""
+    dtype = amp_dtype(device)
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def num_threads() -> int:
+    """CPU threads for torch: the cores this process may use (``FACTORY_TORCH_THREADS`` overrides)."""
+    override = os.environ.get("FACTORY_TORCH_THREADS", "").strip()
+    if override:
+        try:
+            value = int(override)
+        except ValueError:
+            raise ValueError(f"FACTORY_TORCH_THREADS={override!r} is not an integer") from None
+        if value < 1:
+            raise ValueError(f"FACTORY_TORCH_THREADS={override!r} must be at least 1")
+        return value
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,133 @@
+"""Device selection (CUDA -> MPS -> CPU), thread count, and loading a GPU-trained model on CPU.
+
+No GPU is needed: availability is patched, and a "GPU-trained" model directory is simulated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from helpers.factory.trainers import Registry, device  # noqa: E402
+from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig  # noqa: E402
+from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer  # noqa: E402
+
+
+def _patch(monkeypatch, cuda: bool, mps: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(device, "_mps_available", lambda: mps)
+
+
+@pytest.mark.parametrize(("cuda", "mps", "expected"), [
+    (True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu"),
+])
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    _patch(monkeypatch, cuda, mps)
+    assert device.select_device("auto").type == expected
+    assert device.select_device(None).type == expected
+    assert device.select_device("cpu").type == "cpu"
+
+
+def test_forcing_a_missing_device_names_it(monkeypatch):
+    _patch(monkeypatch, False, False)
+    with pytest.raises(ValueError, match="'cuda'.*no CUDA GPU"):
+        device.select_device("cuda")
+    with pytest.raises(ValueError, match="'mps'"):
+        device.select_device("mps")
+    with pytest.raises(ValueError, match="unknown device 'tpu'.*auto, cpu, cuda, mps"):
+        device.select_device("tpu")
+
+
+def test_mixed_precision_only_on_cuda(monkeypatch):
+    assert device.amp_dtype(torch.device("cpu")) is None
+    assert device.amp_dtype(torch.device("mps")) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert device.amp_dtype(torch.device("cuda")) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert device.amp_dtype(torch.device("cuda")) is torch.float16
+
+
+def test_trainer_and_registry_report_the_device(monkeypatch):
+    _patch(monkeypatch, True, False)
+    trainer = EncoderTrainer(device="auto")
+    assert trainer.device == "cuda"
+    n = 5000
+    assert trainer.expected_seconds(n, trainer.defaults) < EncoderTrainer(
+        device="cpu").expected_seconds(n, trainer.defaults)
+    _patch(monkeypatch, False, False)
+    registry = Registry(device="auto")
+    assert {t.device for t in registry.trainers().values()} == {"cpu"}
+    assert Registry(device="cpu").get("minilm-l6-v2").device == "cpu"
+
+
+def test_thread_count_comes_from_the_machine(monkeypatch):
+    monkeypatch.delenv("FACTORY_TORCH_THREADS", raising=False)
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert device.num_threads() == expected
+    monkeypatch.setenv("FACTORY_TORCH_THREADS", "3")
+    assert device.num_threads() == 3
+    monkeypatch.setenv("FACTORY_TORCH_THREADS", "two")
+    with pytest.raises(ValueError, match="FACTORY_TORCH_THREADS='two'"):
+        device.num_threads()
+
+
+TEXTS = {
+    "weather": ["will it rain tomorrow", "is it cold outside", "forecast for the weekend",
+                "do I need an umbrella", "how hot is it in paris", "is it sunny right now"],
+    "music": ["play some jazz", "put on my playlist", "play a song by queen",
+              "shuffle my favourite songs", "turn on relaxing music", "next track please"],
+}
+
+
+def test_gpu_trained_model_loads_and_predicts_on_cpu(tmp_path, monkeypatch):
+    """A model directory whose tensors were saved from a GPU loads onto the CPU.
+
+    safetensors files carry no device, but a GPU run saves fp32 copies of CUDA tensors and may
+    record bf16/fp16 training; we simulate that directory (half-precision tensors round-tripped
+    through float32, classifier.json saying cuda + bf16) and check that loading asks safetensors
+    for CPU tensors and predicts like the CPU-trained model.
+    """
+    from safetensors.torch import load_file, save_file
+
+    data = [Example(t, {"intent": k}) for k, v in TEXTS.items() for t in v]
+    target = TargetSpec("intent", sorted(TEXTS), False)
+    trainer = EncoderTrainer(device="cpu", trainable_layers=1, blend_weight=0.0)
+    out = tmp_path / "model"
+    trainer.train(data, None, [target], TrainConfig(2, 1e-4, 0.01, 0.0), out, lambda r: None)
+    cpu_scores = EncoderPredictor.load(out).predict(["is it raining", "play jazz"])
+
+    state = load_file(str(out / "model.safetensors"))
+    gpu_like = {k: v.to(torch.bfloat16).float() for k, v in state.items()}  # bf16 round trip
+    save_file(gpu_like, str(out / "model.safetensors"), metadata={"format": "factory-encoder-classifier"})
+    meta = json.loads((out / "classifier.json").read_text())
+    meta["recipe"].update(device="cuda", mixed_precision="bfloat16")
+    meta["training"]["device"] = "cuda"
+    (out / "classifier.json").write_text(json.dumps(meta))
+
+    import safetensors.torch as st
+
+    calls = []
+    real = st.load_file
+
+    def spy(path, device="cpu"):
+        calls.append(device)
+        return real(path, device=device)
+
+    monkeypatch.setattr(st, "load_file", spy)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    predictor = trainer.load(out)
+    assert calls == ["cpu"]
+    assert predictor.device.type == "cpu"
+    assert all(p.device.type == "cpu" for p in predictor.enc.parameters())
+    scores = predictor.predict(["is it raining", "play jazz"])
+    for a, b in zip(scores, cpu_scores, strict=True):
+        assert max(a["intent"], key=a["intent"].get) == max(b["intent"], key=b["intent"].get)
+        for label in a["intent"]:
+            assert a["intent"][label] == pytest.approx(b["intent"][label], abs=0.05)
