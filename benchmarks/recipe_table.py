@@ -119,7 +119,12 @@ def frozen_row(data: dict) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     from helpers.factory.trainers.device import num_threads
-    from helpers.factory.trainers.encoder import _Encoder, _load_tokenizer, _pad, _pretrained_encoder
+    from helpers.factory.trainers.encoder import (
+        _Encoder,
+        _load_tokenizer,
+        _pad,
+        _pretrained_encoder,
+    )
     from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder
 
     path = resolve_encoder(DEFAULT_ENCODER)
@@ -163,7 +168,8 @@ def encoder_rows(data: dict, name: str, trainer_kwargs: dict, config_kwargs: dic
         test_x, test_y = data["test"]
 
         def accuracy(p) -> dict:
-            return metrics(test_y, [max(s["intent"], key=s["intent"].get) for s in p.predict(test_x)])
+            pred = [max(s["intent"], key=s["intent"].get) for s in p.predict(test_x)]
+            return metrics(test_y, pred)
 
         base = {"seed": seed, "recipe": meta["recipe"], "blend": meta["blend"],
                 "max_length": meta["max_length"], "stages": meta["training"]}

@@ -104,7 +104,8 @@ def main() -> None:
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         finally:
             os.unlink(f.name)
-        row = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **json.loads(out.strip().splitlines()[-1])}
+        result = json.loads(out.strip().splitlines()[-1])
+        row = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **result}
         with open(args.out, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)

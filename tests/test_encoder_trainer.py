@@ -188,7 +188,8 @@ def test_cancel_stops_training(trainer, tmp_path):
             raise Cancelled()
 
     with pytest.raises(Cancelled):
-        trainer.train(_intent_data(), None, [INTENT], TrainConfig(50, 1e-4, 0.01, 0.1), tmp_path, on_step)
+        trainer.train(_intent_data(), None, [INTENT], TrainConfig(50, 1e-4, 0.01, 0.1), tmp_path,
+                      on_step)
     assert seen == [1, 2]
     assert not (tmp_path / "model.safetensors").exists()
 
@@ -197,7 +198,8 @@ def test_tiny_dataset_and_threads(trainer, tmp_path):
     data = [Example(t, {"intent": k}) for k in ("weather", "music") for t in UTTERANCES[k][:4]]
     target = TargetSpec("intent", ["music", "weather"], False)
     reports: list[StepReport] = []
-    trainer.train(data, None, [target], TrainConfig(3, 1e-4, 0.01, 0.1, seed=1), tmp_path, reports.append)
+    config = TrainConfig(3, 1e-4, 0.01, 0.1, seed=1)
+    trainer.train(data, None, [target], config, tmp_path, reports.append)
     assert len(reports) == 3 and reports[-1].valid_accuracy is None
     predictor = trainer.load(tmp_path)
     expected = predictor.predict(PROBES)

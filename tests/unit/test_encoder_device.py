@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -105,7 +104,8 @@ def test_gpu_trained_model_loads_and_predicts_on_cpu(tmp_path, monkeypatch):
 
     state = load_file(str(out / "model.safetensors"))
     gpu_like = {k: v.to(torch.bfloat16).float() for k, v in state.items()}  # bf16 round trip
-    save_file(gpu_like, str(out / "model.safetensors"), metadata={"format": "factory-encoder-classifier"})
+    save_file(gpu_like, str(out / "model.safetensors"),
+              metadata={"format": "factory-encoder-classifier"})
     meta = json.loads((out / "classifier.json").read_text())
     meta["recipe"].update(device="cuda", mixed_precision="bfloat16")
     meta["training"]["device"] = "cuda"

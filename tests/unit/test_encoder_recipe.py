@@ -132,5 +132,6 @@ def test_service_defaults_come_from_the_trainer():
     assert hp["warmup_fraction"] == DEFAULTS.warmup_fraction
     assert hp["seq_len"] == trainer.max_context_length == trainer.max_length
     tfidf = TfidfLogRegTrainer()
-    assert hyperparameters_with_defaults(tfidf, {})["training_steps"] == tfidf.defaults.training_steps
+    steps = hyperparameters_with_defaults(tfidf, {})["training_steps"]
+    assert steps == tfidf.defaults.training_steps
     assert np.isfinite(trainer.expected_seconds(5000, DEFAULTS))

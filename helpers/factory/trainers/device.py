@@ -27,7 +27,8 @@ def select_device(requested: str | None = "auto") -> torch.device:
     """The torch device for ``requested`` (``auto``: CUDA, then MPS, then CPU)."""
     name = (requested or "auto").lower()
     if name not in DEVICE_CHOICES:
-        raise ValueError(f"unknown device {requested!r}: choose one of {', '.join(DEVICE_CHOICES)}")
+        choices = ", ".join(DEVICE_CHOICES)
+        raise ValueError(f"unknown device {requested!r}: choose one of {choices}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -35,7 +36,7 @@ def select_device(requested: str | None = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but torch reports no CUDA GPU on this machine")
+        raise ValueError("device 'cuda' was requested but torch reports no CUDA GPU here")
     if name == "mps" and not _mps_available():
         raise ValueError("device 'mps' was requested but torch reports no Apple MPS device")
     return torch.device(name)
@@ -57,7 +58,7 @@ def autocast(device: torch.device) -> AbstractContextManager:
 
 
 def num_threads() -> int:
-    """CPU threads for torch: the cores this process may use (``FACTORY_TORCH_THREADS`` overrides)."""
+    """Torch CPU threads: the cores this process may use (``FACTORY_TORCH_THREADS`` overrides)."""
     override = os.environ.get("FACTORY_TORCH_THREADS", "").strip()
     if override:
         try:

@@ -224,7 +224,8 @@ class _FrozenInputs:
 
     def __init__(self, enc: _Encoder, ids: list[list[int]], pad_id: int, n_bottom: int,
                  device: torch.device, budget: int = CACHE_BUDGET_BYTES) -> None:
-        self.enc, self.ids, self.pad_id, self.n_bottom, self.device = enc, ids, pad_id, n_bottom, device
+        self.enc, self.ids, self.pad_id = enc, ids, pad_id
+        self.n_bottom, self.device = n_bottom, device
         lengths = np.array([len(x) for x in ids], dtype=np.int64)
         self.lengths = lengths
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -491,7 +492,8 @@ class EncoderTrainer:
         path = resolve_encoder(self.model_name)
         if path is None:
             raise RuntimeError(self.availability()[1])
-        train, valid, targets, out_dir = list(train), list(valid or []), list(targets), Path(out_dir)
+        train, valid, targets = list(train), list(valid or []), list(targets)
+        out_dir = Path(out_dir)
         t0 = time.perf_counter()
         with _torch_settings(self._device):
             _seed_everything(config.seed)
