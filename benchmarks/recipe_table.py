@@ -23,7 +23,7 @@ Data: ``massive_en`` is the cookbook's subset built by ``helpers.data.load_split
 as in ``bench_data.py``. Accuracy is on each test split (the test split is read only here).
 
 Timing: every row records wall seconds, the process's CPU seconds (user + sys, torch on
-``FACTORY_TORCH_THREADS`` threads, 2 by default here) and the 1-minute load average before and
+``INTENT_TORCH_THREADS`` threads, 2 by default here) and the 1-minute load average before and
 after. On a shared machine wall time is inflated by other processes; ``cpu_s / 2`` is the
 contention-free estimate of the time on 2 idle cores. Rows are appended to
 ``benchmarks/results/recipe_table.jsonl``; ``--table`` prints the Markdown table of that file.
@@ -42,7 +42,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("FACTORY_TORCH_THREADS", "2")
+os.environ.setdefault("INTENT_TORCH_THREADS", "2")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

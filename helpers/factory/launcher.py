@@ -104,7 +104,7 @@ def start_local_factory(
     tries = 1 if port else 5
     for attempt in range(1, tries + 1):
         try:
-            return _start(data_dir, port or _free_port(host), host, timeout, api_key)
+            return _start(data_dir, port or _free_port(host), host, timeout, api_key, device)
         except _PortTaken as exc:
             if attempt == tries:
                 raise RuntimeError(f"the Classifier Factory found its port in use {tries} "
@@ -115,7 +115,8 @@ class _PortTaken(RuntimeError):
     pass
 
 
-def _start(data_dir: Path, port: int, host: str, timeout: float, api_key: str | None) -> str:
+def _start(data_dir: Path, port: int, host: str, timeout: float, api_key: str | None,
+           device: str = "auto") -> str:
     url = f"http://{host}:{port}"
     env = {k: v for k, v in os.environ.items() if k != "FACTORY_API_KEY"}
     if api_key:

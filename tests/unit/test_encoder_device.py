@@ -67,13 +67,13 @@ def test_trainer_and_registry_report_the_device(monkeypatch):
 
 
 def test_thread_count_comes_from_the_machine(monkeypatch):
-    monkeypatch.delenv("FACTORY_TORCH_THREADS", raising=False)
+    monkeypatch.delenv("INTENT_TORCH_THREADS", raising=False)
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert device.num_threads() == expected
-    monkeypatch.setenv("FACTORY_TORCH_THREADS", "3")
+    monkeypatch.setenv("INTENT_TORCH_THREADS", "3")
     assert device.num_threads() == 3
-    monkeypatch.setenv("FACTORY_TORCH_THREADS", "two")
-    with pytest.raises(ValueError, match="FACTORY_TORCH_THREADS='two'"):
+    monkeypatch.setenv("INTENT_TORCH_THREADS", "two")
+    with pytest.raises(ValueError, match="INTENT_TORCH_THREADS='two'"):
         device.num_threads()
 
 

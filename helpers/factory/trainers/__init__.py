@@ -23,7 +23,7 @@ DEFAULT_BASE_MODEL = next(iter(ENCODERS))
 __all__ = ["DEFAULT_BASE_MODEL", "ENCODERS", "Registry", "hyperparameters_with_defaults"]
 
 
-def _encoder_trainers(device: str) -> dict[str, Trainer]:
+def _encoder_trainers(device: str, skip=()) -> dict[str, Trainer]:
     try:
         from .encoder import EncoderTrainer
     except ImportError as exc:
@@ -32,15 +32,21 @@ def _encoder_trainers(device: str) -> dict[str, Trainer]:
     return {
         short: EncoderTrainer(name, device=device)
         for short, name in ENCODERS.items()
-        if resolve_encoder(name) is not None
+        if short not in skip and resolve_encoder(name) is not None
     }
 
 
 class Registry:
-    """Trainers by base model id, discovered once (lazily: importing torch takes a while)."""
+    """Trainers by base model id, discovered lazily (importing torch takes a while).
+
+    An encoder whose weights appear later (e.g. lesson 06 downloads the multilingual one
+    while the service runs) is offered from the next request on: the encoders not found yet
+    are looked up again, locally, on each call.
+    """
 
     def __init__(self, trainers: dict[str, Trainer] | None = None, device: str = "auto"):
         self._trainers = trainers
+        self._discover = trainers is None
         self.device = device
         self._lock = threading.Lock()
 
@@ -50,6 +56,9 @@ class Registry:
                 found = _encoder_trainers(self.device)
                 found["tfidf-logreg"] = TfidfLogRegTrainer()
                 self._trainers = {k: t for k, t in found.items() if t.availability()[0]}
+            elif self._discover and not set(ENCODERS) <= set(self._trainers):
+                new = _encoder_trainers(self.device, skip=set(self._trainers))
+                self._trainers |= {k: t for k, t in new.items() if t.availability()[0]}
             return self._trainers
 
     def available(self) -> list[str]:

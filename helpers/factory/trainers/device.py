@@ -58,15 +58,18 @@ def autocast(device: torch.device) -> AbstractContextManager:
 
 
 def num_threads() -> int:
-    """Torch CPU threads: the cores this process may use (``FACTORY_TORCH_THREADS`` overrides)."""
-    override = os.environ.get("FACTORY_TORCH_THREADS", "").strip()
+    """Torch CPU threads: the cores this process may use.
+
+    ``INTENT_TORCH_THREADS`` overrides it (``helpers.batch`` sets it to a point's share).
+    """
+    override = os.environ.get("INTENT_TORCH_THREADS", "").strip()
     if override:
         try:
             value = int(override)
         except ValueError:
-            raise ValueError(f"FACTORY_TORCH_THREADS={override!r} is not an integer") from None
+            raise ValueError(f"INTENT_TORCH_THREADS={override!r} is not an integer") from None
         if value < 1:
-            raise ValueError(f"FACTORY_TORCH_THREADS={override!r} must be at least 1")
+            raise ValueError(f"INTENT_TORCH_THREADS={override!r} must be at least 1")
         return value
     try:
         return max(1, len(os.sched_getaffinity(0)))

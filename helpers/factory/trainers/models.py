@@ -27,6 +27,7 @@ ENCODERS: dict[str, str] = {
 
 _REQUIRED_FILES = ("config.json", "model.safetensors")
 _DOWNLOAD_TIMEOUT_S = 10.0
+_PATTERNS = ["*.json", "*.txt", "*.model", "model.safetensors", "1_Pooling/*"]
 
 
 def short_id(name: str) -> str:
@@ -87,11 +88,8 @@ def _download(name: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        path = snapshot_download(
-            name,
-            etag_timeout=_DOWNLOAD_TIMEOUT_S,
-            allow_patterns=["*.json", "*.txt", "*.model", "model.safetensors", "1_Pooling/*"],
-        )
+        path = snapshot_download(name, etag_timeout=_DOWNLOAD_TIMEOUT_S,
+                                 allow_patterns=_PATTERNS)
         return _usable(path)
     except Exception:
         return None
@@ -104,3 +102,35 @@ def resolve_encoder(name: str, download: bool = False) -> Path | None:
     """
     return _from_cache(name) or _from_package(name) or (_download(name) if download else None)
 
+
+def ensure_encoder(model: str, download: bool = True) -> str | None:
+    """Make the encoder ``model`` (short id or Hugging Face name) available on this machine.
+
+    Downloads it from the hub when it is not found locally, ``download`` is true and the hub
+    is reachable. Returns None when it is ready (or ``model`` is not one of the encoders),
+    else the reason it is not, for the learner: offline mode, hub unreachable, failed download.
+    """
+    name = ENCODERS.get(model, model)
+    if name not in ENCODERS.values():
+        return None
+    if resolve_encoder(name) is not None:
+        return None
+    if not download:
+        return "its weights are not on this machine and downloading them is switched off"
+    if _hub_offline():
+        return "the hub is unreachable (offline mode: HF_HUB_OFFLINE is set)"
+    from helpers.data import _hub_unreachable
+
+    unreachable = _hub_unreachable()
+    if unreachable:
+        return f"the hub is unreachable ({unreachable})"
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(name, etag_timeout=_DOWNLOAD_TIMEOUT_S, allow_patterns=_PATTERNS)
+    except Exception as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return f"downloading it from the hub failed ({type(exc).__name__}: {first})"
+    if resolve_encoder(name) is None:
+        return "the download has no config.json and model.safetensors"
+    return None
