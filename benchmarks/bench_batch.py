@@ -2,6 +2,7 @@
 
     python benchmarks/bench_batch.py                 # --workers 1 and --workers 2, same run
     python benchmarks/bench_batch.py --workers 1 2 4 --repeats 5
+    python benchmarks/bench_batch.py --set base_model=tfidf-logreg   # training in seconds
 
 1. The same 4-point sweep (lessons 01-04, ``learning_rate`` x 4, ``training_steps=20``, the
    bundled sample) with each ``--workers`` value, each in a fresh folder, through the real CLI:
@@ -43,10 +44,10 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def sweep(workers: int, out: Path, steps: int) -> dict:
+def sweep(workers: int, out: Path, steps: int, extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "helpers.batch", "--out", str(out), "--notebooks", "01,02,03,04",
            "--grid", GRID, "--set", f"training_steps={steps}", "--set", "data_source=sample",
-           "--workers", str(workers)]
+           "--workers", str(workers), *(a for value in extra for a in ("--set", value))]
     env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"} | OFFLINE
     before = load()
     start = time.perf_counter()
@@ -122,14 +123,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="for the fixed costs")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="more values for every point, e.g. base_model=tfidf-logreg")
     args = parser.parse_args()
     os.environ.update(OFFLINE)
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.machine(),
-              "cpus": os.cpu_count(), "grid": GRID, "steps": args.steps, "sweeps": []}
+              "cpus": os.cpu_count(), "grid": GRID, "steps": args.steps, "set": args.set,
+              "sweeps": []}
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)
         for workers in args.workers:
-            result = sweep(workers, tmp / f"workers-{workers}", args.steps)
+            result = sweep(workers, tmp / f"workers-{workers}", args.steps, args.set)
             record["sweeps"].append(result)
             print(json.dumps(result), flush=True)
         record["kernel_seconds"] = kernel_cost(tmp, args.repeats)
