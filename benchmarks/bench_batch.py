@@ -112,7 +112,7 @@ def cluster_cost(workers: int) -> float:
 
     start = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         client.wait_for_workers(workers)
         return round(time.perf_counter() - start, 2)
 

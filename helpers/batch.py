@@ -453,7 +453,7 @@ def _dask_client(workers: int, cluster: str | None):
     # one point per worker at a time (no second point waiting inside a busy worker)
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
         local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                         processes=True, dashboard_address=None)
+                                         processes=True, dashboard_address=":0")
     client = distributed.Client(local)
     client._batch_cluster = local  # closed with the client below
     return client

@@ -70,7 +70,7 @@ def notebooks(tmp_path_factory) -> str:
 def scheduler():
     """A real scheduler with 2 worker processes of 1 thread; its nannies restart dead workers."""
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
