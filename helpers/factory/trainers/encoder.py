@@ -35,9 +35,9 @@ top 4 layers on cached inputs of the bottom 2 at the same rate costs about two t
 per step and scored 91.03% (mean of seeds 0-2: 91.43 / 90.83 / 90.83; ~109 CPU-seconds, i.e.
 ~55 s on 2 idle cores). Averaging with TF-IDF probabilities 50/50 gave 91.28% (91.73 / 91.13 /
 90.98; +0.25; the issue's reference saw +1.0 on full fine-tuning), but the default leaves it
-off: ONNX export (``helpers.export``) does not reproduce blended models yet. Neither reaches the 92.0% target; the remaining
-time budget (~120 s) leaves room for all 6 layers or more steps — not yet measured (the shared
-machine gave this session ~0.2 of a core).
+off: ONNX export (``helpers.export``) does not reproduce blended models yet. Neither reaches
+the 92.0% target; the time budget (~120 s) leaves room for all 6 layers or more steps — not
+yet measured (the shared machine gave this session ~0.2 of a core).
 
 Model directory (the format other tools read; ``FORMAT_VERSION`` changes when it does):
 
