@@ -84,7 +84,14 @@ def python313() -> str:
                        "(e.g. `pyenv install 3.13`) or point $COLAB_PYTHON at one")
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without what would leak the checkout into a Colab venv."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"))}
+
+
 def run(cmd, **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("env", clean_env())
     result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n"
