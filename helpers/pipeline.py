@@ -99,7 +99,7 @@ def ensure(
     backend: str = "local",
     base_model: str = "minilm-l6-v2",
     training_steps: int = 300,
-    learning_rate: float = 0.0001,
+    learning_rate: float = 0.0002,
     timeout_minutes: float = 30,
 ) -> Inputs:
     """Make sure ``work_dir`` holds the outputs of ``step`` and of every step before it.
