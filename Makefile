@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: install run test notebooks sweep lint clean
+.PHONY: install run test test-fast notebooks sweep lint format typecheck clean
 
 install: $(STAMP)
 
@@ -32,11 +32,19 @@ run: $(STAMP)
 	done
 	@echo "Executed notebooks: artifacts/executed/   results: artifacts/metrics.json"
 
-# Unit tests, service tests with the real SDK, papermill runs, and strict nbval of the
-# committed notebooks. The hub is forced offline so every machine gets the same results.
+PYTEST := $(OFFLINE) $(BIN)/python -m pytest -p no:cacheprovider --durations=15
+
+# Everything: unit tests, service tests with the real SDK (in-process and on a socket), papermill
+# runs, the wheel in a fresh venv, and strict nbval of the committed notebooks. The hub is forced
+# offline so every machine gets the same results.
 test: $(STAMP)
-	$(OFFLINE) $(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	$(PYTEST) tests notebooks --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# The quick loop while changing code (under a minute): unit tests and the in-process service
+# tests, without the `slow` and `network` ones.
+test-fast: $(STAMP)
+	$(PYTEST) tests/unit tests/service -m "not slow and not network"
 
 # Re-execute every notebook in place, canonically (offline sample, defaults, fresh kernel).
 notebooks: $(STAMP)
@@ -48,6 +56,16 @@ sweep: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check helpers tests tools benchmarks notebooks
+
+# Formats the files given (default: the whole tree); review the diff before committing.
+FORMAT ?= helpers tests tools benchmarks
+format: $(STAMP)
+	$(BIN)/ruff format $(FORMAT)
+	$(BIN)/ruff check --fix --select I $(FORMAT)
+
+# Static types of the service package (settings in pyproject.toml, [tool.mypy]).
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 clean:
 	rm -rf artifacts

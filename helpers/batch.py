@@ -17,9 +17,11 @@ A name goes only to the notebooks whose ``parameters`` cell declares it; unknown
 ``work_dir`` are refused before anything runs (exit 2). A failing point is recorded and the
 others go on (exit 1). Rerunning skips the points whose ``status.json`` records a success
 with the same parameters and notebooks. ``DIR/summary.csv``, ``summary.md`` and
-``summary.png`` cover every point. Notebooks run in their folder (``notebooks/``, as in
-``make run``), where relative paths in values start. From Python, ``run_batch(out_dir,
-grid={"learning_rate": [1e-4, 2e-4]}, fixed={"training_steps": 20})`` returns the summary.
+``summary.png`` cover every point; their ``accuracy``, ``macro_f1`` and ``train_seconds``
+come from the results the notebooks show with :func:`helpers.notebook.record`. Notebooks
+run in their folder (``notebooks/``, as in ``make run``), where relative paths in values
+start. From Python, ``run_batch(out_dir, grid={"learning_rate": [1e-4, 2e-4]},
+fixed={"training_steps": 20})`` returns the summary.
 
 ``--workers N`` runs up to N points at once on a local Dask cluster (N processes, 1 thread
 each); ``--cluster ADDRESS`` (default: env ``DASK_SCHEDULER_ADDRESS`` unless ``--workers`` is
@@ -64,12 +66,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import papermill as pm
 from tqdm import tqdm
 
-from helpers.notebook import project_root
+from helpers.fileio import atomic_write, write_json
+from helpers.notebook import notebook_parameters, project_root, read_results
 
 RESULTS = ["status", "accuracy", "macro_f1", "train_seconds", "wall_seconds", "failed_notebook",
            "error", "worker"]
@@ -139,18 +141,9 @@ def select_notebooks(selection=None) -> list[Path]:
 
 
 def declared_parameters(path: Path) -> list[str]:
-    """Names assigned in the notebook's ``parameters`` cell. Parsed with ``ast``, because
-    ``papermill.inspect_notebook`` skips lines with two ``=`` (e.g. one in the comment)."""
-    for cell in nbformat.read(path, as_version=4).cells:
-        if "parameters" in cell.metadata.get("tags", []):
-            try:
-                body = ast.parse(cell.source).body
-            except SyntaxError:  # IPython magics: papermill's own parser
-                return list(pm.inspect_notebook(str(path)))
-            targets = [t for node in body if isinstance(node, ast.Assign) for t in node.targets]
-            targets += [node.target for node in body if isinstance(node, ast.AnnAssign)]
-            return list(dict.fromkeys(t.id for t in targets if isinstance(t, ast.Name)))
-    return []
+    """Names assigned in the notebook's ``parameters`` cell (see
+    :func:`helpers.notebook.notebook_parameters`)."""
+    return notebook_parameters(path)
 
 
 def check_names(names, declared: dict[Path, list[str]]) -> None:
@@ -220,8 +213,6 @@ def _run_point(folder: Path, params: dict, notebooks, declared, bar=None, *, wor
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ["status.json", *(p.name for p in notebooks)]:
         (folder / stale).unlink(missing_ok=True)
-    outputs = [folder / "metrics.json", folder / "job.json"]
-    before = [p.stat().st_mtime_ns if p.exists() else None for p in outputs]
     status = {"status": "ok", "parameters": params, "notebooks": [p.name for p in notebooks],
               "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "worker": worker,
               **({"threads": env["INTENT_TORCH_THREADS"]} if env else {})}
@@ -229,6 +220,7 @@ def _run_point(folder: Path, params: dict, notebooks, declared, bar=None, *, wor
     # IPC sockets need a short path (108 bytes), so not under a deep --out
     socket_dir = None if os.name == "nt" else tempfile.mkdtemp(prefix="batch-kernel-")
     engine = {"kernel_manager_class": _kernel_manager_class(env or {}, socket_dir)}
+    results: dict = {}  # what the notebooks showed with helpers.notebook.record, merged
     for i, path in enumerate(notebooks):
         nb_params = {k: v for k, v in params.items() if k in declared[path]}
         if "work_dir" in declared[path]:
@@ -247,15 +239,12 @@ def _run_point(folder: Path, params: dict, notebooks, declared, bar=None, *, wor
             if bar is not None:
                 bar.update(len(notebooks) - i)
             break
+        results.update(read_results(folder / path.name) or {})
         if bar is not None:
             bar.update(1)
     if socket_dir:
         shutil.rmtree(socket_dir, ignore_errors=True)
-    # results only from files this run wrote, not from an earlier run in the same folder
-    metrics, job = (_read_json(p) if p.exists() and p.stat().st_mtime_ns != mtime else {}
-                    for p, mtime in zip(outputs, before, strict=True))
-    status["results"] = {"accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"),
-                         "train_seconds": job.get("train_seconds")}
+    status["results"] = {k: results.get(k) for k in ("accuracy", "macro_f1", "train_seconds")}
     status["wall_seconds"] = round(time.perf_counter() - start, 1)
     status["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     _write_status(folder, status)
@@ -263,9 +252,7 @@ def _run_point(folder: Path, params: dict, notebooks, declared, bar=None, *, wor
 
 
 def _write_status(folder: Path, status: dict) -> None:
-    tmp = folder / "status.json.tmp"  # written then renamed: a status.json is always complete
-    tmp.write_text(json.dumps(status, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, folder / "status.json")
+    write_json(folder / "status.json", status)  # atomic: a status.json is always complete
 
 
 def run_batch(out_dir, grid: dict | None = None, fixed: dict | None = None, notebooks=None,
@@ -424,9 +411,7 @@ def _point_task(folder: str, params: dict, notebooks: list, declared: dict, run_
     def on_notebook(path: Path) -> None:
         record = {"run_id": run_id, "worker": worker.address, "pid": os.getpid(),
                   "notebook": path.name}
-        tmp = running.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record), encoding="utf-8")
-        os.replace(tmp, running)
+        atomic_write(running, json.dumps(record))
 
     slots = host_slots.get(get_address_host(worker.address)) or worker.state.nthreads
     status = _run_point(folder, params, notebooks, declared, worker=worker.address,

@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from helpers.fileio import atomic_write
+from helpers.hub import hub_offline
+
 HUB_ID = "mteb/amazon_massive_intent"
 HUB_REPO = HUB_ID  # where the hub id is downloaded from (tests point it at a local copy)
 SAMPLE = "sample"
@@ -88,7 +91,7 @@ def load_raw(data_source: str = HUB_ID, split: str = "train",
 
 def _load_hub(split: str, lang: str | None = None) -> tuple[pd.DataFrame, str]:
     reason = None
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+    if hub_offline(datasets=True):
         reason = "HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set"
     elif (unreachable := _hub_unreachable()) is not None:
         reason = unreachable
@@ -234,9 +237,7 @@ def save_splits(splits: Splits, work_dir: str | os.PathLike) -> dict[str, Path]:
     paths = {}
     for name in SPLITS:
         path = out / f"{name}.parquet"
-        tmp = path.with_name(path.name + ".tmp")
-        getattr(splits, name).to_parquet(tmp)
-        os.replace(tmp, path)
+        atomic_write(path, getattr(splits, name).to_parquet())
         paths[name] = path
     (out / "SOURCE.txt").write_text(splits.source + "\n", encoding="utf-8")
     return paths

@@ -23,6 +23,8 @@ from typing import Literal
 
 import pandas as pd
 
+from helpers.fileio import atomic_write
+
 FileArg = str | os.PathLike | tuple[str, str | os.PathLike]
 """A path, or ``(display_name, path)`` when the name to report differs from the path."""
 
@@ -40,16 +42,12 @@ def dataset_to_jsonl(
     cookbook's format). Returns the number of lines written.
     """
     label_columns = label_columns or {"intent": "label_text"}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        for row in df.itertuples(index=False):
-            row = row._asdict()
-            labels = {target: _plain(row[column]) for target, column in label_columns.items()}
-            f.write(json.dumps({"text": row[text_column], "labels": labels}, ensure_ascii=False))
-            f.write("\n")
-    os.replace(tmp, path)
+    lines = []
+    for row in df.itertuples(index=False):
+        row = row._asdict()
+        labels = {target: _plain(row[column]) for target, column in label_columns.items()}
+        lines.append(json.dumps({"text": row[text_column], "labels": labels}, ensure_ascii=False))
+    atomic_write(path, "".join(line + "\n" for line in lines))
     return len(df)
 
 

@@ -6,7 +6,6 @@ these helpers only poll, draw a progress bar, and turn a job into a small record
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -14,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tqdm.std import tqdm
+
+from helpers.fileio import write_json  # noqa: F401  (lessons call training.write_json)
 
 STATUSES = (
     "QUEUED", "STARTED", "VALIDATING", "VALIDATED", "RUNNING", "FAILED_VALIDATION", "FAILED",
@@ -124,14 +125,6 @@ def job_record(job, service: str) -> dict:
         "train_seconds": train_seconds(job),
         "service": service,
     }
-
-
-def write_json(path: str | os.PathLike, record: dict) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def explain_refusal(error, backend: str) -> str:

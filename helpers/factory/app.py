@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from ..fileio import atomic_write
 from .deps import DEFAULT_MAX_UPLOAD_MB, Factory, Settings, require_key
 from .errors import ApiError, validation_detail
 from .guards import Guard
@@ -39,7 +40,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         threading.Thread(target=factory.registry.trainers, daemon=True).start()
         if settings.url:
             record = {"url": settings.url, "pid": os.getpid(), "data_dir": str(settings.data_dir)}
-            _server_json(settings).write_text(json.dumps(record))
+            atomic_write(_server_json(settings), json.dumps(record))
         log.info("serving %s on %s", settings.data_dir, settings.url)
         yield
         factory.worker.stop()

@@ -1,4 +1,10 @@
-"""In-process service fixtures (see ``inproc.py``)."""
+"""The service fixtures the service test modules share.
+
+``server``/``client``: one in-process service per module with every trainer, driven by the real
+SDK (see ``factory_fixtures.InProcess``); a module sets ``SERVICE_OPTIONS = {"max_upload_mb":
+0.25}`` to configure it. ``make_client``/``api``: a TF-IDF-only in-process service per test
+(see ``inproc.py``); ``live``: the app on a real socket in a thread.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from factory_fixtures import InProcess
 from fastapi.testclient import TestClient
 from inproc import tfidf_registry
 
@@ -36,8 +43,6 @@ def api(make_client) -> TestClient:
     return make_client()
 
 
-
-
 @pytest.fixture
 def live(tmp_path: Path):
     """``live(**settings)``: the app served by a real uvicorn on a loopback port, in a thread."""
@@ -66,3 +71,17 @@ def live(tmp_path: Path):
     for server, thread in servers:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(request, tmp_path_factory):
+    options = getattr(request.module, "SERVICE_OPTIONS", {})
+    service = InProcess(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]),
+                        **options)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return server.client()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import inspect
 import json
 import re
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 
 from helpers import data, formatting, pipeline, training
+from helpers import notebook as notebook_helpers
 from helpers.factory import stop_local_factory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,12 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def parameter_defaults(notebook: str) -> dict:
     nb = nbformat.read(ROOT / "notebooks" / notebook, as_version=4)
-    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    values = {}
-    for node in ast.parse(cell.source).body:
-        if isinstance(node, ast.Assign):
-            values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
+    return {name: value for name, (value, _) in
+            notebook_helpers.parameter_defaults(notebook_helpers.parameters_cell(nb).source).items()}
 
 
 def test_defaults_are_those_of_the_lessons_that_produce_each_step():

@@ -12,8 +12,9 @@ a local directory holding one of them (``config.json``, ``model.safetensors`` an
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ...hub import hub_offline
 
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 MULTILINGUAL_ENCODER = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
@@ -36,18 +37,6 @@ def short_id(name: str) -> str:
         if name == full:
             return short
     return name.rsplit("/", 1)[-1].lower().replace("_", "-")
-
-
-def _hub_offline() -> bool:
-    value = os.environ.get("HF_HUB_OFFLINE", "")
-    if value.strip().lower() in {"1", "true", "yes", "on"}:
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(getattr(constants, "HF_HUB_OFFLINE", False))
-    except Exception:
-        return False
 
 
 def _usable(path: str | Path | None) -> Path | None:
@@ -83,7 +72,7 @@ def _from_package(name: str) -> Path | None:
 
 
 def _download(name: str) -> Path | None:
-    if _hub_offline():
+    if hub_offline():
         return None
     try:
         from huggingface_hub import snapshot_download

@@ -22,7 +22,7 @@ from helpers.batch import (
     split_values,
 )
 
-# 01 counts its executions and fails when alpha == 3; 02 writes metrics.json and job.json.
+# 01 counts its executions and fails when alpha == 3; 02 ends with record(), like a lesson.
 NOTEBOOK_A = (
     'alpha = 1\nlabel = "none"\nwork_dir = "x"',
     "import json, os, pathlib\n"
@@ -36,12 +36,14 @@ NOTEBOOK_A = (
 )
 NOTEBOOK_B = (
     'alpha = 1\nbeta = 0.5\nwork_dir = "x"  # "" = no folder (two "=" confuse papermill)',
-    "import json, pathlib\n"
-    "work = pathlib.Path(work_dir)\n"
-    "metrics = {'accuracy': alpha / 10 + beta, 'macro_f1': alpha / 20, 'model': 'm'}\n"
-    "(work / 'metrics.json').write_text(json.dumps(metrics))\n"
-    "(work / 'job.json').write_text(json.dumps({'train_seconds': 1.5}))",
+    "import pathlib\n"
+    "from helpers.notebook import record\n"
+    "results = {'accuracy': alpha / 10 + beta, 'macro_f1': alpha / 20, 'model': 'm',\n"
+    "           'train_seconds': 1.5}\n"
+    "record(results, pathlib.Path(work_dir) / 'metrics.json')",
 )
+
+pytestmark = pytest.mark.slow  # real training or kernels: `make test`, not test-fast
 
 
 def write_notebook(path: Path, params: str, body: str) -> Path:

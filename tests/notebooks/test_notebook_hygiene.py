@@ -1,18 +1,18 @@
-"""Checks on the committed notebooks: parameters, kernels, stored outputs, lint, sync."""
+"""Checks on the committed notebooks: parameters, kernels, stored outputs, sync (lint: make lint)"""
 
 import ast
-import io
 import json
 import re
 import subprocess
 import sys
-import tokenize
 from pathlib import Path
 
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers.notebook import parameter_defaults, parameters_cell
+
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SHARED = {"data_source", "lang", "min_samples", "max_samples", "seed", "work_dir", "backend",
           "base_model", "training_steps", "learning_rate", "model_id", "batch_size",
@@ -27,14 +27,7 @@ def load(path):
 
 def parameters(path) -> dict[str, tuple[object, str]]:
     """name -> (default value, comment) from the notebook's parameters cell."""
-    cell = next(c for c in load(path).cells if "parameters" in c.metadata.get("tags", []))
-    comments = {tok.start[0]: tok.string for tok in
-                tokenize.generate_tokens(io.StringIO(cell.source).readline)
-                if tok.type == tokenize.COMMENT}
-    out = {}
-    for node in ast.parse(cell.source).body:
-        out[node.targets[0].id] = (ast.literal_eval(node.value), comments.get(node.lineno, ""))
-    return out
+    return parameter_defaults(parameters_cell(load(path)).source)
 
 
 def test_there_are_notebooks():
@@ -90,12 +83,6 @@ def test_no_key_like_strings(path):
         for match in KEY_LIKE.findall(text):
             looks_like_key = re.search(r"[0-9]", match) and re.search(r"[A-Za-z]", match)
             assert not (looks_like_key and not re.fullmatch(r"[0-9a-f]{32}", match)), match
-
-
-def test_notebooks_and_helpers_pass_ruff():
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "notebooks", "helpers",
-                             "tests", "tools"], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_badges_setup_cells_and_navigation_are_in_sync():

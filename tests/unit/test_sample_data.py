@@ -116,6 +116,7 @@ def test_readme_counts_match(rows):
         assert f"| {lang} | {n[0]} | {n[1]} | {n[2]} |" in readme
 
 
+@pytest.mark.slow
 def test_english_baseline_is_good_but_not_perfect(rows):
     """A TF-IDF linear baseline on the cookbook subset: learnable, but not trivially so.
 

@@ -1,4 +1,5 @@
-"""Fine-tuning jobs through the real SDK: the seed's sequence and every lifecycle branch."""
+"""Fine-tuning jobs through the real SDK (in-process service): the seed's sequence and every
+lifecycle branch."""
 
 from __future__ import annotations
 
@@ -21,18 +22,6 @@ from factory_fixtures import (
 from mistralai.client import errors
 
 FT_ID = re.compile(r"^ft:classifier:(?P<base>[a-z0-9-]+):[0-9a-f]{8}:\d{8}:(?P<job>[0-9a-f]{8})$")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("factory_jobs"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return server.client()
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +156,7 @@ def test_concurrent_classification(client, files):
         assert list(pool.map(classify, range(32))) == [16] * 32
 
 
+@pytest.mark.slow
 def test_seed_sequence_encoder(client, files):
     train_id, valid_id = files
     job = train(client, train_id, valid_id, model="minilm-l6-v2", steps=6, timeout=300)
@@ -179,6 +169,7 @@ def test_seed_sequence_encoder(client, files):
         assert sum(item["intent"].scores.values()) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow  # trains the encoder
 def test_cancel_running_job_within_seconds(client, files):
     job = create(client, files[0], model="minilm-l6-v2", steps=5000, auto_start=True)
     job = wait_for(client, job.id, {"RUNNING"})
@@ -192,6 +183,7 @@ def test_cancel_running_job_within_seconds(client, files):
     assert job.fine_tuned_model is None
 
 
+@pytest.mark.slow  # starts a second service process
 def test_a_second_process_shares_the_data_dir(server, client, files):
     second = Server(server.data_dir)
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import papermill as pm
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 
 
@@ -28,12 +28,3 @@ def outputs_text(nb) -> str:
             parts.append(out.get("data", {}).get("text/plain", ""))
             parts.append(out.get("evalue", ""))
     return "\n".join(parts)
-
-
-def last_result(nb):
-    """The value shown by the notebook's last result cell, evaluated back into Python."""
-    import ast
-
-    results = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-               if o.output_type == "execute_result"]
-    return ast.literal_eval(results[-1]["data"]["text/plain"])

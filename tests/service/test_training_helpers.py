@@ -1,24 +1,15 @@
-"""The polling helper against the real local service and SDK: every way a wait can end."""
+"""The polling helper against the real local service (in-process) and SDK: every way a wait
+can end."""
 
 import json
 
 import pytest
-from mistralai.client import Mistral
 
 from helpers import training
-from helpers.factory import start_local_factory, stop_local_factory
 
 GOOD = [{"text": f"{verb} the {thing} please", "labels": {"intent": intent}}
         for intent, verb in (("lights_on", "switch on"), ("lights_off", "switch off"))
         for thing in ("lamp", "light", "lights in the hall", "bedroom lamp", "kitchen light")]
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("factory")
-    url = start_local_factory(data_dir)
-    yield Mistral(api_key="local", server_url=url)
-    stop_local_factory(data_dir)
 
 
 def upload(client, tmp_path, name, lines):

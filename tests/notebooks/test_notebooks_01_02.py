@@ -2,6 +2,8 @@ import pytest
 from notebook_runner import outputs_text, run_notebook
 from papermill.exceptions import PapermillExecutionError
 
+pytestmark = pytest.mark.slow  # real training or kernels: `make test`, not test-fast
+
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory, massive_like):

@@ -1,8 +1,11 @@
-"""Helpers for the Classifier Factory tests: real servers on loopback, tiny data sets, polling."""
+"""Helpers for the Classifier Factory tests: the service in-process (FastAPI's ``TestClient``) or
+as a real server on loopback, tiny data sets, polling. Both speak real HTTP semantics to the real
+``mistralai`` SDK; the subprocess is for what needs a process (launcher, restart, the wire)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -13,7 +16,11 @@ import time
 from pathlib import Path
 
 import httpx
+from fastapi.testclient import TestClient
 from mistralai.client import Mistral
+
+from helpers.factory.app import create_app
+from helpers.factory.deps import Settings
 
 TERMINAL = {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"}
 
@@ -35,6 +42,7 @@ class Server:
         self.data_dir = data_dir
         key = extra[extra.index("--api-key") + 1] if "--api-key" in extra else None
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.Client(base_url=self.url, timeout=30, headers=self.headers)
         cmd = [sys.executable, "-m", "helpers.factory", "serve", "--port", str(self.port),
                "--data-dir", str(data_dir), "--exit-with-parent", str(os.getpid()), *extra]
         self.process = subprocess.Popen(
@@ -57,12 +65,45 @@ class Server:
         return Mistral(api_key=api_key, server_url=self.url)
 
     def health(self) -> dict:
-        return httpx.get(f"{self.url}/health", timeout=5, headers=self.headers).json()
+        return self.http.get("/health").json()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.http.close()
         if self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(timeout=30)
+
+
+class InProcess:
+    """The same service in this process through FastAPI's ``TestClient`` (no socket, no
+    start-up cost); the SDK sends its requests through it. Logs go to ``server.log`` as with
+    ``serve``. Same interface as :class:`Server`: ``url``, ``http``, ``client()``, ``stop()``."""
+
+    url = "http://testserver"
+
+    def __init__(self, data_dir: Path, api_key: str | None = None, max_upload_mb: float = 512):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        self.log = logging.FileHandler(data_dir / "server.log", encoding="utf-8")
+        self.log.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(self.log)
+        settings = Settings(data_dir=data_dir, api_key=api_key,
+                            max_upload_bytes=int(max_upload_mb * 1024 * 1024))
+        self.http = TestClient(create_app(settings), base_url=self.url,
+                               raise_server_exceptions=False,
+                               headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+        self.http.__enter__()  # runs the lifespan: the worker starts
+
+    def client(self, api_key: str = "local") -> Mistral:
+        return Mistral(api_key=api_key, server_url=self.url, client=self.http)
+
+    def health(self) -> dict:
+        return self.http.get("/health").json()
+
+    def stop(self) -> None:
+        self.http.__exit__(None, None, None)
+        logging.getLogger().removeHandler(self.log)
+        self.log.close()
 
 
 def intent_rows(n: int, seed: int = 0, labels=tuple(VOCAB)) -> list[dict]:

@@ -6,7 +6,10 @@ import signal
 import socket
 import time
 
+import pytest
 from factory_fixtures import TERMINAL, Server, intent_rows, train, upload, wait_for, write_jsonl
+
+pytestmark = pytest.mark.slow  # real training or kernels: `make test`, not test-fast
 
 
 def test_restart_keeps_models_and_predictions(tmp_path):

@@ -27,9 +27,9 @@ from helpers.factory.trainers.models import (  # noqa: E402
     resolve_encoder,
 )
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     resolve_encoder(DEFAULT_ENCODER) is None, reason="all-MiniLM-L6-v2 is not available offline"
-)
+)]
 
 UTTERANCES = {
     "weather": [

@@ -1,25 +1,13 @@
-"""The factory's files, models and classification endpoints and their errors, via the real SDK."""
+"""The factory's files, models and classification endpoints and their errors, via the real SDK
+(in-process service; see test_factory_wire.py for the same over a socket)."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
-from factory_fixtures import Server, intent_rows, train, upload, write_jsonl
+from factory_fixtures import intent_rows, train, upload, write_jsonl
 from mistralai.client import errors
 
-from helpers.factory import running_factory_url, start_local_factory, stop_local_factory
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("factory_api"), "--max-upload-mb", "0.25")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return server.client()
+SERVICE_OPTIONS = {"max_upload_mb": 0.25}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +48,7 @@ def test_control_characters_are_removed_from_file_names(server):
     body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; "
             b"filename=\"dir/ba\x01d\x7fna\x1bme.jsonl\"\r\n"
             b"Content-Type: application/octet-stream\r\n\r\n{}\n\r\n--b--\r\n")
-    response = httpx.post(f"{server.url}/v1/files", content=body,
+    response = server.http.post("/v1/files", content=body,
                           headers={"content-type": "multipart/form-data; boundary=b"})
     assert response.status_code == 200, response.text
     assert response.json()["filename"] == "badname.jsonl"
@@ -76,7 +64,7 @@ def test_oversize_upload_is_413(server, client):
 
 
 def test_upload_without_file_part_is_422_list_form(server):
-    response = httpx.post(f"{server.url}/v1/files", data={"purpose": "fine-tune"},
+    response = server.http.post("/v1/files", data={"purpose": "fine-tune"},
                           files={"other": ("a.txt", b"x")})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "file"]
@@ -125,10 +113,10 @@ def test_create_with_missing_file_is_404_and_bad_body_is_422(server, client):
                  {"model": "tfidf-logreg", "hyperparameters": {"training_steps": 0},
                   "training_files": [{"file_id": "x"}]},
                  {"training_files": [{"file_id": "x"}]}):
-        response = httpx.post(f"{server.url}/v1/fine_tuning/jobs", json=body)
+        response = server.http.post("/v1/fine_tuning/jobs", json=body)
         assert response.status_code == 422
         assert isinstance(response.json()["detail"], list)
-    response = httpx.post(f"{server.url}/v1/fine_tuning/jobs", content=b"{not json",
+    response = server.http.post("/v1/fine_tuning/jobs", content=b"{not json",
                           headers={"content-type": "application/json"})
     assert response.status_code == 422 and isinstance(response.json()["detail"], list)
 
@@ -144,8 +132,8 @@ def test_wandb_key_is_never_echoed(server, client, tmp_path):
     )
     assert job.integrations[0].project == "intent-demo"
     client.fine_tuning.jobs.cancel(job_id=job.id)
-    raw = httpx.get(f"{server.url}/v1/fine_tuning/jobs/{job.id}").text
-    bad = httpx.post(f"{server.url}/v1/fine_tuning/jobs", json={
+    raw = server.http.get("/v1/fine_tuning/jobs/{job.id}").text
+    bad = server.http.post("/v1/fine_tuning/jobs", json={
         "model": "tfidf-logreg", "training_files": [{"file_id": train_id}],
         "integrations": [{"api_key": key}]})
     assert bad.status_code == 422
@@ -199,30 +187,3 @@ def test_delete_fine_tuned_model(client, tmp_path):
     with pytest.raises(errors.SDKError) as e:
         client.classifiers.classify(model=job.fine_tuned_model, inputs=["hi"])
     assert e.value.status_code == 404
-
-
-def test_auth_required_with_api_key(tmp_path):
-    server = Server(tmp_path / "auth", "--api-key", "s3cret-key")
-    try:
-        with pytest.raises(errors.SDKError) as e:
-            server.client("wrong").files.list()
-        assert e.value.status_code == 401
-        assert httpx.get(f"{server.url}/v1/models").status_code == 401
-        assert server.client("s3cret-key").files.list().total == 0
-        assert httpx.get(f"{server.url}/health").status_code == 401  # behind the key too
-        assert httpx.get(f"{server.url}/health", headers=server.headers).status_code == 200
-        assert "s3cret-key" not in (tmp_path / "auth" / "server.log").read_text()
-    finally:
-        server.stop()
-
-
-def test_launcher_is_idempotent(tmp_path):
-    data_dir = tmp_path / "launched"
-    url = start_local_factory(data_dir)
-    try:
-        assert start_local_factory(data_dir) == url
-        assert running_factory_url(data_dir) == url
-        assert httpx.get(f"{url}/health").json()["data_dir"] == str(data_dir.resolve())
-    finally:
-        assert stop_local_factory(data_dir)
-    assert running_factory_url(data_dir) is None
