@@ -79,7 +79,7 @@ class InProcess:
     start-up cost); the SDK sends its requests through it. Logs go to ``server.log`` as with
     ``serve``. Same interface as :class:`Server`: ``url``, ``http``, ``client()``, ``stop()``."""
 
-    url = "http://testserver"
+    url = "http://127.0.0.1"  # an allowed Host (the service checks it)
 
     def __init__(self, data_dir: Path, api_key: str | None = None, max_upload_mb: float = 512):
         data_dir.mkdir(parents=True, exist_ok=True)
