@@ -106,7 +106,7 @@ def ensure_encoder(model: str, download: bool = True) -> str | None:
         return None
     if not download:
         return "its weights are not on this machine and downloading them is switched off"
-    if _hub_offline():
+    if hub_offline():
         return "the hub is unreachable (offline mode: HF_HUB_OFFLINE is set)"
     from helpers.data import _hub_unreachable
 
