@@ -53,7 +53,7 @@ def test_reasons_name_what_keeps_the_encoder_away(monkeypatch, tmp_path):
     assert models.ensure_encoder(MULTI, download=False) == (
         "its weights are not on this machine and downloading them is switched off")
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setattr(models, "_hub_offline", lambda: False)
+    monkeypatch.setattr(models, "hub_offline", lambda: False)
     monkeypatch.setattr(data, "_hub_unreachable",
                         lambda: "https://huggingface.co unreachable: ConnectError")
     assert models.ensure_encoder(MULTI) == (
