@@ -33,9 +33,12 @@ def test_02_writes_and_validates_the_training_files(executed):
     assert "broken_example.jsonl, line 2: invalid JSON" in text
 
 
-def test_02_without_01_names_notebook_01(tmp_path):
-    with pytest.raises(PapermillExecutionError, match="Run notebooks/01_explore_data.ipynb first"):
-        run_notebook("02_format_data.ipynb", tmp_path, work_dir=str(tmp_path / "empty"))
+def test_02_alone_recreates_the_splits_and_says_so(tmp_path):
+    work = tmp_path / "empty"  # no lesson 1 here: lesson 2 redoes it (offline sample)
+    nb2 = run_notebook("02_format_data.ipynb", tmp_path, work_dir=str(work))
+    text = outputs_text(nb2)
+    assert "pipeline: work_dir lacked" in text and "redid lesson(s) 01" in text
+    assert sum(1 for _ in open(work / "train.jsonl")) == 3627
 
 
 def test_unknown_parameter_stops_the_notebook(tmp_path, massive_like):
