@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .launcher import pid_alive
 from .lifecycle import check_transition
 
 _SCHEMA = """
@@ -129,16 +130,6 @@ def _owner_only(path: Path, mode: int) -> None:
             path.chmod(mode)
     except OSError:
         pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 _BOOL_COLUMNS = {"auto_start", "started", "archived"}
@@ -299,7 +290,7 @@ class Store:
         removed = []
         for path in self.files_dir.glob(".*.part"):
             pid = path.name[1:].split("-", 1)[0]
-            if not pid.isdigit() or not _pid_alive(int(pid)):
+            if not pid.isdigit() or not pid_alive(int(pid)):
                 path.unlink(missing_ok=True)
                 removed.append(path)
         return removed

@@ -139,13 +139,13 @@ def wait_for(client: Mistral, job_id: str, statuses: set[str], timeout: float = 
 
 
 def train(client: Mistral, train_id: str, valid_id: str | None = None, model="tfidf-logreg",
-          steps: int = 20, timeout: float = 120):
+          steps: int = 20, timeout: float = 120, learning_rate: float = 1e-4):
     """The seed's sequence: create (auto_start False), wait VALIDATED, start, wait SUCCESS."""
     job = client.fine_tuning.jobs.create(
         model=model, job_type="classifier",
         training_files=[{"file_id": train_id, "weight": 1}],
         validation_files=[valid_id] if valid_id else None,
-        hyperparameters={"training_steps": steps, "learning_rate": 1e-4},
+        hyperparameters={"training_steps": steps, "learning_rate": learning_rate},
         auto_start=False,
     )
     job = wait_for(client, job.id, {"VALIDATED"})

@@ -42,19 +42,22 @@ def gone_message(factory: Factory, model: ModelRow) -> str:
             f"(DELETE /v1/models/{model.id}) and train it again.")
 
 
-def _texts(body: ClassificationRequest, factory: Factory) -> list[str]:
+def checked_inputs(raw: str | list[str], factory: Factory, what: str) -> list[str]:
+    """The request's texts within the service's limits (shared by classifications and embeddings):
+    413 over the per-request character limit, 422 for text that cannot be encoded, and each text
+    cut to the per-input limit."""
     limits = factory.settings.limits
-    texts = [body.input] if isinstance(body.input, str) else body.input
+    texts = [raw] if isinstance(raw, str) else raw
     total = sum(len(t) for t in texts)
     if total > limits.max_request_chars:
-        raise too_large(f"The inputs hold {total} characters; one classification request may "
+        raise too_large(f"The inputs hold {total} characters; one {what} request may "
                         f"hold at most {limits.max_request_chars} (serve --max-request-chars). "
                         "Send them in several requests.")
     for i, text in enumerate(texts):
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            loc = ["body", "input"] if isinstance(body.input, str) else ["body", "input", i]
+            loc = ["body", "input"] if isinstance(raw, str) else ["body", "input", i]
             raise invalid(loc, f"unpaired surrogate {text[exc.start]!r} at character "
                           f"{exc.start}: the text cannot be encoded as UTF-8") from None
     cap = limits.max_input_chars
@@ -79,7 +82,7 @@ def _lookup(factory: Factory, name: str) -> ModelRow:
 
 @router.post("/classifications", response_model=ClassificationResponse)
 async def classify(body: ClassificationRequest, factory: FactoryDep):
-    texts = _texts(body, factory)
+    texts = checked_inputs(body.input, factory, "classification")
     model = await run_in_threadpool(_lookup, factory, body.model)
     try:
         batcher = await run_in_threadpool(factory.predictors.get, model)

@@ -18,11 +18,11 @@ import uuid
 
 from fastapi import APIRouter
 
-from ..deps import Factory, FactoryDep
-from ..errors import NO_MODEL, conflict, gone, invalid, not_found, too_large
+from ..deps import FactoryDep
+from ..errors import NO_MODEL, conflict, gone, invalid, not_found
 from ..predictors import ModelUnavailable
 from ..schemas import EmbeddingRequest, EmbeddingResponse
-from .classifications import gone_message, missing_files
+from .classifications import checked_inputs, gone_message, missing_files
 
 router = APIRouter(tags=["embeddings"])
 
@@ -63,24 +63,6 @@ def _encoder_for(body: EmbeddingRequest, factory):
     return load_base_encoder(name)
 
 
-def _texts(body: EmbeddingRequest, factory: Factory) -> list[str]:
-    limits = factory.settings.limits
-    texts = [body.input] if isinstance(body.input, str) else body.input
-    total = sum(len(t) for t in texts)
-    if total > limits.max_request_chars:
-        raise too_large(f"The inputs hold {total} characters; one embeddings request may hold at "
-                        f"most {limits.max_request_chars} (serve --max-request-chars). Send them "
-                        "in several requests.")
-    for i, text in enumerate(texts):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            loc = ["body", "input"] if isinstance(body.input, str) else ["body", "input", i]
-            raise invalid(loc, f"unpaired surrogate {text[exc.start]!r} at character "
-                          f"{exc.start}: the text cannot be encoded as UTF-8") from None
-    return [t[: limits.max_input_chars] for t in texts]
-
-
 @router.post("/embeddings", response_model=EmbeddingResponse)
 def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
     from ..trainers.embeddings import embed
@@ -93,7 +75,7 @@ def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
         raise invalid(["body", "encoding_format"],
                       "only encoding_format 'float' is supported by the local service",
                       body.encoding_format)
-    texts = _texts(body, factory)
+    texts = checked_inputs(body.input, factory, "embeddings")
     predictor = _encoder_for(body, factory)
     dim = predictor.enc.model.config.hidden_size
     if body.output_dimension is not None and body.output_dimension != dim:
