@@ -21,6 +21,8 @@ from factory_fixtures import (
 )
 from mistralai.client import errors
 
+from helpers.factory.trainers.tfidf import TfidfLogRegTrainer
+
 FT_ID = re.compile(r"^ft:classifier:(?P<base>[a-z0-9-]+):[0-9a-f]{8}:\d{8}:(?P<job>[0-9a-f]{8})$")
 
 
@@ -47,8 +49,9 @@ def test_seed_sequence_tfidf(client, files):
     train_id, valid_id = files
     created = create(client, train_id, steps=20, validation_files=[valid_id], auto_start=False)
     assert created.status == "QUEUED" and created.job_type == "classifier"
-    assert created.hyperparameters.weight_decay == 0.1
-    assert created.hyperparameters.warmup_fraction == 0.05
+    # unset hyperparameters come back as the trainer's declared defaults (L-BFGS ignores both)
+    assert created.hyperparameters.weight_decay == TfidfLogRegTrainer.defaults.weight_decay == 0.0
+    assert created.hyperparameters.warmup_fraction == TfidfLogRegTrainer.defaults.warmup_fraction == 0.0
     job = train(client, train_id, valid_id, steps=20)
     assert statuses(job) == ["QUEUED", "VALIDATING", "VALIDATED", "QUEUED", "RUNNING", "SUCCESS"]
     assert all(e.name == "status-updated" for e in job.events)
