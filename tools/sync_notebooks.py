@@ -21,8 +21,13 @@ PACKAGE = "intent-classifier-helpers"
 
 
 def config() -> dict:
+    """``repository`` from ``[tool.intent-tutorials]``; ``ref``, the release tag, is ``v`` +
+    ``[project].version`` (the one place the version is written) unless set there."""
     with open(ROOT / "pyproject.toml", "rb") as f:
-        return tomllib.load(f)["tool"]["intent-tutorials"]
+        pyproject = tomllib.load(f)
+    cfg = dict(pyproject["tool"]["intent-tutorials"])
+    cfg.setdefault("ref", "v" + pyproject["project"]["version"])
+    return cfg
 
 
 def colab_url(repository: str, ref: str, notebook: str) -> str:
