@@ -318,42 +318,34 @@ def validate_training_files(
     # target -> (file, line) where each shape (str/list) was first seen
     shapes: dict[str, dict[bool, tuple[str, int]]] = defaultdict(dict)
     examples_targets: list[tuple[str, int, set[str]]] = []
-    for arg in train_files:
-        name, _ = _name_and_path(arg)
-        count = 0
-        for number, obj in iter_lines(arg, problems):
-            count += 1
-            parsed = _check_example(name, number, obj, problems)
-            if parsed is None:
-                continue
-            key = obj["text"].strip().lower()
-            train_texts.setdefault(key, (name, number))
-            seen = first_labels.setdefault(key, (parsed, name, number))
-            if seen[0] != parsed:
-                problems.append(Problem(
-                    name, number, "labels",
-                    f"same text as {seen[1]} line {seen[2]} with other labels "
-                    "(conflicting examples)", "warning"))
-            examples_targets.append((name, number, set(parsed)))
-            for target, value in parsed.items():
-                info = report.targets.setdefault(target, TargetInfo(target))
-                is_list = isinstance(value, list)
-                first = shapes[target].setdefault(is_list, (name, number))
-                if len(shapes[target]) > 1 and first == (name, number):
-                    other = shapes[target][not is_list]
-                    problems.append(
-                        Problem(
-                            name,
-                            number,
-                            f"labels.{target}",
-                            f"is a {'list' if is_list else 'string'} here but a "
-                            f"{'string' if is_list else 'list'} at {other[0]} line {other[1]}; "
-                            "use one shape per target",
-                        )
+    for name, number, obj, parsed in _well_formed_examples(train_files, report):
+        key = obj["text"].strip().lower()
+        train_texts.setdefault(key, (name, number))
+        seen = first_labels.setdefault(key, (parsed, name, number))
+        if seen[0] != parsed:
+            problems.append(Problem(
+                name, number, "labels",
+                f"same text as {seen[1]} line {seen[2]} with other labels "
+                "(conflicting examples)", "warning"))
+        examples_targets.append((name, number, set(parsed)))
+        for target, value in parsed.items():
+            info = report.targets.setdefault(target, TargetInfo(target))
+            is_list = isinstance(value, list)
+            first = shapes[target].setdefault(is_list, (name, number))
+            if len(shapes[target]) > 1 and first == (name, number):
+                other = shapes[target][not is_list]
+                problems.append(
+                    Problem(
+                        name,
+                        number,
+                        f"labels.{target}",
+                        f"is a {'list' if is_list else 'string'} here but a "
+                        f"{'string' if is_list else 'list'} at {other[0]} line {other[1]}; "
+                        "use one shape per target",
                     )
-                info.multi_label = info.multi_label or is_list
-                info.label_counts.update(_as_list(value))
-        report.line_counts[name] = count
+                )
+            info.multi_label = info.multi_label or is_list
+            info.label_counts.update(_as_list(value))
 
     all_targets = set(report.targets)
     for name, number, seen in examples_targets:
@@ -373,45 +365,52 @@ def validate_training_files(
                 )
             )
 
-    for arg in valid_files:
-        name, _ = _name_and_path(arg)
-        count = 0
-        for number, obj in iter_lines(arg, problems):
-            count += 1
-            parsed = _check_example(name, number, obj, problems)
-            if parsed is None:
+    for name, number, obj, parsed in _well_formed_examples(valid_files, report):
+        for target, value in parsed.items():
+            info = report.targets.get(target)
+            if info is None:
+                problems.append(
+                    Problem(name, number, f"labels.{target}", "target not in the training data")
+                )
                 continue
-            for target, value in parsed.items():
-                info = report.targets.get(target)
-                if info is None:
-                    problems.append(
-                        Problem(name, number, f"labels.{target}", "target not in the training data")
-                    )
-                    continue
-                unseen = [v for v in _as_list(value) if v not in info.label_counts]
-                if unseen:
-                    problems.append(
-                        Problem(
-                            name,
-                            number,
-                            f"labels.{target}",
-                            f"label {', '.join(map(repr, unseen))} never appears in training",
-                        )
-                    )
-            key = obj["text"].strip().lower()
-            if key in train_texts:
-                tname, tline = train_texts[key]
+            unseen = [v for v in _as_list(value) if v not in info.label_counts]
+            if unseen:
                 problems.append(
                     Problem(
                         name,
                         number,
-                        "text",
-                        f"same text as {tname} line {tline} (train/validation leakage)",
-                        "warning",
+                        f"labels.{target}",
+                        f"label {', '.join(map(repr, unseen))} never appears in training",
                     )
                 )
-        report.line_counts[name] = count
+        key = obj["text"].strip().lower()
+        if key in train_texts:
+            tname, tline = train_texts[key]
+            problems.append(
+                Problem(
+                    name,
+                    number,
+                    "text",
+                    f"same text as {tname} line {tline} (train/validation leakage)",
+                    "warning",
+                )
+            )
     return report
+
+
+def _well_formed_examples(
+    files: list[FileArg], report: ValidationReport
+) -> Iterator[tuple[str, int, dict, dict]]:
+    """``(file name, line number, object, labels)`` for every well-formed example in ``files``;
+    problems go to ``report.problems``, and every line read counts in ``report.line_counts``."""
+    for arg in files:
+        name, _ = _name_and_path(arg)
+        report.line_counts[name] = 0
+        for number, obj in iter_lines(arg, report.problems):
+            report.line_counts[name] += 1
+            parsed = _check_example(name, number, obj, report.problems)
+            if parsed is not None:
+                yield name, number, obj, parsed
 
 
 def _as_files(arg: FileArg | Sequence[FileArg] | None) -> list[FileArg]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from notebook_files import write_notebook
 
 from helpers.batch import (
     BatchError,
@@ -44,16 +45,6 @@ NOTEBOOK_B = (
 )
 
 pytestmark = pytest.mark.slow  # real training or kernels: `make test`, not test-fast
-
-
-def write_notebook(path: Path, params: str, body: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(body)]
-    nbformat.write(nb, path)
-    return path
 
 
 @pytest.fixture(scope="module")

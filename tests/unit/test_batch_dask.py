@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 from distributed import LocalCluster  # the [distributed] extra, installed by `make install`
+from notebook_files import write_notebook
 
 from helpers.batch import _marker_problem
 
@@ -45,16 +45,6 @@ NOTEBOOK_B = (  # ends like a lesson: helpers.notebook.record
 )
 SAME = ["run", "alpha", "beta", "status", "accuracy", "macro_f1", "train_seconds",
         "failed_notebook", "error"]
-
-
-def write_notebook(path: Path, params: str, body: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(body)]
-    nbformat.write(nb, path)
-    return path
 
 
 @pytest.fixture(scope="module")
