@@ -142,8 +142,8 @@ class Guard:
 
         async def limited() -> Message:
             nonlocal seen, done
-            if state["refused"] is not None:
-                raise state["refused"]
+            if (refused := state["refused"]) is not None:
+                raise refused
             if done:
                 return await receive()
             try:

@@ -109,6 +109,7 @@ def start_local_factory(
             if attempt == tries:
                 raise RuntimeError(f"the Classifier Factory found its port in use {tries} "
                                    f"time(s):\n{exc}") from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class _PortTaken(RuntimeError):

@@ -79,7 +79,8 @@ class Batcher:
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            batch, size = [], 0
+            batch: list[tuple[list[str], Future]] = []
+            size = 0
             while self._pending and (not batch or size + len(self._pending[0][0])
                                      <= self.max_batch):
                 texts, future = self._pending.popleft()

@@ -217,7 +217,7 @@ class Store:
             ) from None
         for path in self.data_dir.glob(f"{DB_NAME}*"):
             _owner_only(path, 0o600)
-        self.workspace_id = self._one("SELECT value FROM meta WHERE key='workspace'")["value"]
+        self.workspace_id = self._one_row("SELECT value FROM meta WHERE key='workspace'")["value"]
 
     def _recorded_generation(self) -> int:
         try:
@@ -230,7 +230,7 @@ class Store:
             p.name[0] != "." for p in self.models_dir.iterdir())
 
     def generation(self) -> int:
-        return int(self._one("SELECT value FROM meta WHERE key='generation'")["value"])
+        return int(self._one_row("SELECT value FROM meta WHERE key='generation'")["value"])
 
     def check(self) -> list[str]:
         """Compare the database with what is on disk; warnings, or StateError to refuse.
@@ -249,8 +249,8 @@ class Store:
                 f"Restore {DB_NAME} and {DB_NAME}-wal from a backup; to accept the loss and "
                 f"start with what the database holds, delete {self._generation_path}."
             )
-        jobs = self._one("SELECT count(*) AS n FROM jobs")["n"]
-        files = self._one("SELECT count(*) AS n FROM files")["n"]
+        jobs = self._one_row("SELECT count(*) AS n FROM jobs")["n"]
+        files = self._one_row("SELECT count(*) AS n FROM files")["n"]
         if jobs == 0 and files == 0 and self._has_content():
             raise StateError(
                 f"{self.db_path} has no files and no jobs, but {self.files_dir} or "
@@ -323,6 +323,12 @@ class Store:
             row = self._db.execute(sql, tuple(params)).fetchone()
         return None if row is None else _decode(row)
 
+    def _one_row(self, sql: str, params: Iterable = ()) -> dict[str, Any]:
+        """:meth:`_one` for a query that always yields a row (a count, a seeded meta key)."""
+        row = self._one(sql, params)
+        assert row is not None
+        return row
+
     def _all(self, sql: str, params: Iterable = ()) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(sql, tuple(params)).fetchall()
@@ -361,7 +367,7 @@ class Store:
               page_size: int) -> tuple[list[dict[str, Any]], int]:
         """One page of ``table`` rows matching ``where``, newest first, and the total count."""
         clause = " AND ".join(where)
-        total = self._one(f"SELECT count(*) AS n FROM {table} WHERE {clause}", params)["n"]
+        total = self._one_row(f"SELECT count(*) AS n FROM {table} WHERE {clause}", params)["n"]
         rows = self._all(
             f"SELECT * FROM {table} WHERE {clause} ORDER BY created_at DESC, rowid DESC "
             "LIMIT ? OFFSET ?",
@@ -399,7 +405,8 @@ class Store:
     def list_jobs(self, page: int, page_size: int, status: str | None, model: str | None,
                   created_after: int | None, created_before: int | None,
                   suffix: str | None) -> tuple[list[JobRow], int]:
-        where, params = ["1=1"], []
+        where = ["1=1"]
+        params: list[str | int] = []
         for column, value in (("status", status), ("model", model), ("suffix", suffix)):
             if value:
                 where.append(f"{column}=?")

@@ -19,6 +19,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
 from ..formatting import read_examples, validate_training_files
 from .lifecycle import recover
@@ -55,7 +56,7 @@ class Worker:
         self.registry = registry
         self.limits = limits or Limits()
         self.owner = False
-        self._lock_file = None
+        self._lock_file: IO[str] | None = None
         self._stop = threading.Event()
         self._wake = {"validate": threading.Event(), "train": threading.Event()}
         self._threads: list[threading.Thread] = []
@@ -180,7 +181,7 @@ class Worker:
         report = validate_training_files(train_files, valid_files or None)
         if not report.ok:
             raise ValidationFailed(_problems(report.errors))
-        targets = [
+        targets: list[dict[str, Any]] = [
             {"name": info.name, "labels": info.labels, "weight": 1.0,
              "loss_function": "multi_class" if info.multi_label else "single_class"}
             for info in report.targets.values()
@@ -416,7 +417,7 @@ class _Progress:
         ):
             self._save(report)
         if self.run is not None:
-            metrics = {"train_loss": report.train_loss}
+            metrics: dict[str, float | None] = {"train_loss": report.train_loss}
             if report.valid_loss is not None:
                 metrics.update(valid_loss=report.valid_loss, valid_accuracy=report.valid_accuracy)
             try:

@@ -57,7 +57,9 @@ def checked_inputs(raw: str | list[str], factory: Factory, what: str) -> list[st
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            loc = ["body", "input"] if isinstance(raw, str) else ["body", "input", i]
+            loc: list[str | int] = (
+                ["body", "input"] if isinstance(raw, str) else ["body", "input", i]
+            )
             raise invalid(loc, f"unpaired surrogate {text[exc.start]!r} at character "
                           f"{exc.start}: the text cannot be encoded as UTF-8") from None
     cap = limits.max_input_chars

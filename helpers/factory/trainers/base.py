@@ -80,10 +80,12 @@ class Trainer(Protocol):
     batch_size: int
     # the hyperparameters a job gets when its request leaves them out (seed 0)
     defaults: TrainConfig
-    # longest input in tokens (encoders truncate beyond it), served as max_context_length
-    max_context_length: int
     # where it trains: "cpu", "cuda" or "mps" (goes into the job's metadata)
     device: str
+
+    @property
+    def max_context_length(self) -> int:
+        """Longest input in tokens (encoders truncate beyond it); GET /v1/models serves it."""
 
     def availability(self) -> tuple[bool, str]:
         """(True, "") when this machine can train the model, else (False, why not)."""

@@ -68,6 +68,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -159,9 +160,22 @@ class _Encoder(nn.Module):
         super().__init__()
         self.model = model
 
+    # typed views of the transformers model's parts (nn.Module types them Tensor | Module)
+    @property
+    def hf_config(self) -> Any:  # a transformers PretrainedConfig
+        return self.model.config
+
+    @property
+    def hidden_size(self) -> int:
+        return self.hf_config.hidden_size
+
+    @property
+    def embeddings(self) -> nn.Module:
+        return cast(nn.Module, self.model.embeddings)
+
     @property
     def layers(self) -> nn.ModuleList:
-        return self.model.encoder.layer
+        return cast(nn.ModuleList, cast(nn.Module, self.model.encoder).layer)
 
     def _mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
         if bool(attention_mask.all()):
@@ -177,7 +191,7 @@ class _Encoder(nn.Module):
             return (1.0 - ext) * torch.finfo(hidden.dtype).min
 
     def bottom(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_layers: int):
-        hidden = self.model.embeddings(input_ids=input_ids)
+        hidden = self.embeddings(input_ids=input_ids)
         return self.run_layers(hidden, attention_mask, 0, n_layers)
 
     def run_layers(self, hidden, attention_mask, start: int, stop: int) -> torch.Tensor:
@@ -230,7 +244,7 @@ class _FrozenInputs:
         lengths = np.array([len(x) for x in ids], dtype=np.int64)
         self.lengths = lengths
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])
-        dim = enc.model.config.hidden_size
+        dim = enc.hidden_size
         tokens = int(self.offsets[-1])
         self.mode = "recompute"
         self.data: torch.Tensor | None = None
@@ -304,8 +318,8 @@ class _Targets:
                         if label in index:  # a validation label unseen in training is ignored
                             y[r, index[label]] = 1.0
             else:  # an unseen validation label counts as an error and is left out of the loss
-                y = torch.tensor([index.get(ex.labels[t.name], IGNORE) for ex in examples],
-                                 dtype=torch.long)
+                y = torch.tensor([index.get(cast(str, ex.labels[t.name]), IGNORE)  # one label
+                                  for ex in examples], dtype=torch.long)
             out.append(y)
         return out
 
@@ -396,7 +410,7 @@ def _seed_everything(seed: int) -> None:
 class _Prepared:
     """Everything the optimisation loop needs, computed once before the first step."""
 
-    tokenizer: object
+    tokenizer: Any  # a transformers tokenizer
     enc: _Encoder
     n_bottom: int
     train: _FrozenInputs
@@ -508,7 +522,7 @@ class EncoderTrainer:
         if self.blend_weight:
             self._train_tfidf(train, targets, out_dir / TFIDF_DIR, config.seed)
         prep.stats["tfidf_seconds"] = time.perf_counter() - t2
-        stats = {k: round(v, 3) for k, v in prep.stats.items()}
+        stats: dict[str, Any] = {k: round(v, 3) for k, v in prep.stats.items()}
         stats.update(n_train=len(train), n_valid=len(valid), final_train_loss=last_loss,
                      device=self.device, frozen_cache=prep.train.mode,
                      frozen_cache_mb=round(prep.train.nbytes() / 2**20, 1))
@@ -537,7 +551,7 @@ class EncoderTrainer:
 
         tspec = _Targets(targets)
         train_in = _FrozenInputs(enc, tokenize(train), pad_id, n_bottom, self._device)
-        pooled = torch.zeros((len(train), enc.model.config.hidden_size)) if self.warm_start \
+        pooled = torch.zeros((len(train), enc.hidden_size)) if self.warm_start \
             else None
         train_in.fill(pooled)
         valid_in = None
@@ -552,11 +566,12 @@ class EncoderTrainer:
 
     def _new_heads(self, prep: _Prepared, targets: list[TargetSpec]) -> nn.ModuleList:
         """One linear head per target, warm-started by logistic regression when enabled."""
-        hidden_size = prep.enc.model.config.hidden_size
-        heads = nn.ModuleList(nn.Linear(hidden_size, len(t.labels)) for t in targets)
+        hidden_size = prep.enc.hidden_size
+        linears = [nn.Linear(hidden_size, len(t.labels)) for t in targets]
+        heads = nn.ModuleList(linears)
         if prep.frozen_embeddings is not None:
             with torch.no_grad():
-                for head, t, y in zip(heads, targets, prep.ys_train, strict=True):
+                for head, t, y in zip(linears, targets, prep.ys_train, strict=True):
                     w, b = _fit_head(prep.frozen_embeddings, y, t.multi_label, len(t.labels))
                     head.weight.copy_(w)
                     head.bias.copy_(b)
@@ -568,7 +583,8 @@ class EncoderTrainer:
         groups = []
         for depth, layer in enumerate(reversed(top)):  # depth 0 = the last layer
             lr = config.learning_rate * self.layer_lr_decay**depth
-            decay, no_decay = [], []
+            decay: list[nn.Parameter] = []
+            no_decay: list[nn.Parameter] = []
             for name, p in layer.named_parameters():
                 p.requires_grad_(True)
                 (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
@@ -619,7 +635,7 @@ class EncoderTrainer:
     def _train_mode(self, prep: _Prepared) -> None:
         """Dropout on in the trainable layers only (the frozen bottom stays as cached)."""
         prep.enc.train()
-        prep.enc.model.embeddings.eval()
+        prep.enc.embeddings.eval()
         for layer in prep.enc.layers[: prep.n_bottom]:
             layer.eval()
 
@@ -674,11 +690,12 @@ class EncoderTrainer:
         out_dir.mkdir(parents=True, exist_ok=True)
         state = {f"encoder.{k}": v.detach().float().cpu().contiguous()
                  for k, v in prep.enc.model.state_dict().items()}
-        for i, head in enumerate(heads):
+        for i, module in enumerate(heads):
+            head = cast(nn.Linear, module)  # every head is an nn.Linear
             state[f"heads.{i}.weight"] = head.weight.detach().float().cpu().contiguous()
             state[f"heads.{i}.bias"] = head.bias.detach().float().cpu().contiguous()
         save_file(state, str(out_dir / "model.safetensors"), metadata={"format": FORMAT})
-        prep.enc.model.config.save_pretrained(str(out_dir))
+        prep.enc.hf_config.save_pretrained(str(out_dir))
         prep.tokenizer.save_pretrained(str(out_dir))
         n_top = len(prep.enc.layers) - prep.n_bottom
         blend = None
@@ -837,7 +854,7 @@ class EncoderPredictor:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The sentence vectors the heads read (mean pooling, L2-normalised), float32 [n × dim]."""
         texts = list(texts)
-        dim = self.enc.model.config.hidden_size
+        dim = self.enc.hidden_size
         if not texts:
             return np.zeros((0, dim), dtype=np.float32)
         with self._lock, torch.inference_mode():

@@ -279,6 +279,7 @@ class TfidfLogRegTrainer:
             return total, grad
 
         def evaluate(theta: np.ndarray) -> tuple[float, float]:
+            assert ys_valid is not None  # only called when there is validation data
             losses, accuracies = [], []
             for (w, b), y, t in zip(heads.split(theta), ys_valid, targets,
                                     strict=True):
