@@ -17,8 +17,16 @@ from tqdm.std import tqdm
 from helpers.fileio import write_json  # noqa: F401  (lessons call training.write_json)
 
 STATUSES = (
-    "QUEUED", "STARTED", "VALIDATING", "VALIDATED", "RUNNING", "FAILED_VALIDATION", "FAILED",
-    "SUCCESS", "CANCELLED", "CANCELLATION_REQUESTED",
+    "QUEUED",
+    "STARTED",
+    "VALIDATING",
+    "VALIDATED",
+    "RUNNING",
+    "FAILED_VALIDATION",
+    "FAILED",
+    "SUCCESS",
+    "CANCELLED",
+    "CANCELLATION_REQUESTED",
 )
 FAILURES = ("FAILED_VALIDATION", "FAILED", "CANCELLED")
 MISTRAL_URL = "https://api.mistral.ai"
@@ -42,8 +50,9 @@ def _dump(obj) -> dict:
 
 def job_error(job) -> str:
     """The reason a job failed, from its newest event carrying an ``error``."""
-    for event in sorted(getattr(job, "events", None) or [], key=lambda e: e.created_at,
-                        reverse=True):
+    for event in sorted(
+        getattr(job, "events", None) or [], key=lambda e: e.created_at, reverse=True
+    ):
         data = event.data or {}
         if data.get("error"):
             return str(data["error"])
@@ -82,8 +91,13 @@ def wait_for_job(
             if progress:
                 total = (job.hyperparameters.training_steps if job.hyperparameters else None) or 0
                 if bar is None:
-                    bar = tqdm(total=total or None, unit="step", file=sys.stdout,
-                               dynamic_ncols=True, mininterval=1.0)
+                    bar = tqdm(
+                        total=total or None,
+                        unit="step",
+                        file=sys.stdout,
+                        dynamic_ncols=True,
+                        mininterval=1.0,
+                    )
                 bar.set_description(status)
                 done = _steps_done(job) if status != "SUCCESS" else total or _steps_done(job)
                 bar.update(max(0, done - bar.n))
@@ -112,6 +126,23 @@ def train_seconds(job) -> float | None:
     if "RUNNING" in times and "SUCCESS" in times:
         return float(times["SUCCESS"] - times["RUNNING"])
     return None
+
+
+def job_device(server_url: str, job_id: str, api_key: str = "local") -> str | None:
+    """The device the local service trains ``job_id`` on: "cpu", "cuda" or "mps".
+
+    The service puts it in the job's ``metadata``, but the SDK's ``JobMetadata`` model drops
+    fields Mistral's API does not have, so this reads the job's JSON directly. None when the
+    service does not say (Mistral's API, or a job that has not been validated yet)."""
+    import httpx
+
+    response = httpx.get(
+        f"{server_url.rstrip('/')}/v1/fine_tuning/jobs/{job_id}",
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return (response.json().get("metadata") or {}).get("device")
 
 
 def job_record(job, service: str) -> dict:
@@ -161,18 +192,28 @@ def connect(backend: str, work_dir: str | os.PathLike):
     if backend == "mistral":
         key = get_secret("MISTRAL_API_KEY")
         if not key:
-            raise RuntimeError("backend='mistral' needs MISTRAL_API_KEY (environment or Colab "
-                               "secrets); or use backend='local'")
+            raise RuntimeError(
+                "backend='mistral' needs MISTRAL_API_KEY (environment or Colab "
+                "secrets); or use backend='local'"
+            )
         return Mistral(api_key=key, server_url=MISTRAL_URL), MISTRAL_URL
     raise ValueError(f"backend={backend!r}: use 'local' or 'mistral'")
 
 
-def run_job(client, base_model: str, train_path, validation_path=None,
-            hyperparameters: dict | None = None, timeout: float = 1800, progress: bool = False):
+def run_job(
+    client,
+    base_model: str,
+    train_path,
+    validation_path=None,
+    hyperparameters: dict | None = None,
+    timeout: float = 1800,
+    progress: bool = False,
+):
     """Upload, create with ``auto_start=True`` and wait for SUCCESS — the whole flow in one call.
 
     For side experiments (baselines, sweeps) once a lesson has shown the individual steps.
     """
+
     def upload(path):
         with open(path, "rb") as f:
             return client.files.upload(file={"file_name": Path(path).name, "content": f}).id
