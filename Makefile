@@ -54,8 +54,11 @@ sweep: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m helpers.batch --out artifacts/sweep \
 		--grid learning_rate=0.0001,0.0002 --set training_steps=20
 
+# CI's first step (.ci/run): lint, formatting and the service's static types.
 lint: $(STAMP)
 	$(BIN)/ruff check helpers tests tools benchmarks notebooks
+	$(BIN)/ruff format --check $(FORMAT)
+	$(BIN)/mypy
 
 # Formats the files given (default: the whole tree); review the diff before committing.
 FORMAT ?= helpers tests tools benchmarks

@@ -45,9 +45,24 @@ def load() -> list[float]:
 
 
 def sweep(workers: int, out: Path, steps: int, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "helpers.batch", "--out", str(out), "--notebooks", "01,02,03,04",
-           "--grid", GRID, "--set", f"training_steps={steps}", "--set", "data_source=sample",
-           "--workers", str(workers), *(a for value in extra for a in ("--set", value))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "helpers.batch",
+        "--out",
+        str(out),
+        "--notebooks",
+        "01,02,03,04",
+        "--grid",
+        GRID,
+        "--set",
+        f"training_steps={steps}",
+        "--set",
+        "data_source=sample",
+        "--workers",
+        str(workers),
+        *(a for value in extra for a in ("--set", value)),
+    ]
     env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"} | OFFLINE
     before = load()
     start = time.perf_counter()
@@ -61,13 +76,18 @@ def sweep(workers: int, out: Path, steps: int, extra: list[str]) -> dict:
         nb = nbformat.read(nb_path, as_version=4)
         cells = sum(c.metadata.get("papermill", {}).get("duration") or 0 for c in nb.cells)
         overheads.append(nb.metadata["papermill"]["duration"] - cells)
-    return {"workers": workers, "wall_seconds": round(wall, 1), "load_before": before,
-            "load_after": load(), "points": len(summary),
-            "point_wall_seconds": summary["wall_seconds"].tolist(),
-            "train_seconds": summary["train_seconds"].tolist(),
-            "accuracy": summary["accuracy"].round(4).tolist(),
-            "kernel_overhead_per_notebook_s": round(statistics.median(overheads), 2),
-            "kernel_overhead_per_point_s": round(4 * statistics.median(overheads), 2)}
+    return {
+        "workers": workers,
+        "wall_seconds": round(wall, 1),
+        "load_before": before,
+        "load_after": load(),
+        "points": len(summary),
+        "point_wall_seconds": summary["wall_seconds"].tolist(),
+        "train_seconds": summary["train_seconds"].tolist(),
+        "accuracy": summary["accuracy"].round(4).tolist(),
+        "kernel_overhead_per_notebook_s": round(statistics.median(overheads), 2),
+        "kernel_overhead_per_point_s": round(4 * statistics.median(overheads), 2),
+    }
 
 
 def kernel_cost(folder: Path, repeats: int) -> list[float]:
@@ -77,8 +97,11 @@ def kernel_cost(folder: Path, repeats: int) -> list[float]:
     from helpers.batch import _kernel_manager_class
 
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [nbformat.v4.new_code_cell("x = 1")]
     path = folder / "tiny.ipynb"
     nbformat.write(nb, path)
@@ -86,9 +109,13 @@ def kernel_cost(folder: Path, repeats: int) -> list[float]:
     for _ in range(repeats):
         sockets = tempfile.mkdtemp(prefix="batch-kernel-")
         start = time.perf_counter()
-        pm.execute_notebook(str(path), str(folder / "tiny.out.ipynb"), kernel_name="python3",
-                            progress_bar=False,
-                            kernel_manager_class=_kernel_manager_class({}, sockets))
+        pm.execute_notebook(
+            str(path),
+            str(folder / "tiny.out.ipynb"),
+            kernel_name="python3",
+            progress_bar=False,
+            kernel_manager_class=_kernel_manager_class({}, sockets),
+        )
         times.append(round(time.perf_counter() - start, 2))
         shutil.rmtree(sockets, ignore_errors=True)
     return times
@@ -111,25 +138,41 @@ def cluster_cost(workers: int) -> float:
     from distributed import Client, LocalCluster
 
     start = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(workers)
         return round(time.perf_counter() - start, 2)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="for the fixed costs")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="more values for every point, e.g. base_model=tfidf-logreg")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="more values for every point, e.g. base_model=tfidf-logreg",
+    )
     args = parser.parse_args()
     os.environ.update(OFFLINE)
-    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.machine(),
-              "cpus": os.cpu_count(), "grid": GRID, "steps": args.steps, "set": args.set,
-              "sweeps": []}
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "grid": GRID,
+        "steps": args.steps,
+        "set": args.set,
+        "sweeps": [],
+    }
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)
         for workers in args.workers:
@@ -146,18 +189,26 @@ def main() -> None:
 
     kernel = statistics.median(record["kernel_seconds"])
     service = statistics.median(record["service_start_seconds"])
-    print("\n| --workers | wall (s) | points | median point wall (s) | median training (s) "
-          "| load before → after |\n|---|---|---|---|---|---|")
+    print(
+        "\n| --workers | wall (s) | points | median point wall (s) | median training (s) "
+        "| load before → after |\n|---|---|---|---|---|---|"
+    )
     for s in record["sweeps"]:
-        print(f"| {s['workers']} | {s['wall_seconds']:.0f} | {s['points']} "
-              f"| {statistics.median(s['point_wall_seconds']):.0f} "
-              f"| {statistics.median(s['train_seconds']):.0f} "
-              f"| {s['load_before'][0]} → {s['load_after'][0]} |")
-    print(f"\nfixed cost per point: 4 kernels × {kernel:.1f} s + service {service:.1f} s = "
-          f"{4 * kernel + service:.1f} s (target < 10 s); local cluster start "
-          f"{record['cluster_start_seconds']:.1f} s once; kernel overhead seen inside the sweeps: "
-          + ", ".join(f"{s['kernel_overhead_per_point_s']:.1f} s/point (--workers {s['workers']})"
-                      for s in record["sweeps"]))
+        print(
+            f"| {s['workers']} | {s['wall_seconds']:.0f} | {s['points']} "
+            f"| {statistics.median(s['point_wall_seconds']):.0f} "
+            f"| {statistics.median(s['train_seconds']):.0f} "
+            f"| {s['load_before'][0]} → {s['load_after'][0]} |"
+        )
+    print(
+        f"\nfixed cost per point: 4 kernels × {kernel:.1f} s + service {service:.1f} s = "
+        f"{4 * kernel + service:.1f} s (target < 10 s); local cluster start "
+        f"{record['cluster_start_seconds']:.1f} s once; kernel overhead seen inside the sweeps: "
+        + ", ".join(
+            f"{s['kernel_overhead_per_point_s']:.1f} s/point (--workers {s['workers']})"
+            for s in record["sweeps"]
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -27,11 +27,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 
 SNIPS_INTENTS = [
-    "AddToPlaylist", "BookRestaurant", "GetWeather", "PlayMusic", "RateBook",
-    "SearchCreativeWork", "SearchScreeningEvent",
+    "AddToPlaylist",
+    "BookRestaurant",
+    "GetWeather",
+    "PlayMusic",
+    "RateBook",
+    "SearchCreativeWork",
+    "SearchScreeningEvent",
 ]
 CLINC_INTENTS = [
-    "alarm", "timer", "time", "date", "calendar", "calendar_update", "reminder",
+    "alarm",
+    "timer",
+    "time",
+    "date",
+    "calendar",
+    "calendar_update",
+    "reminder",
     "reminder_update",
 ]
 SNIPS_PER_INTENT = 692

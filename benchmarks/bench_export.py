@@ -46,9 +46,13 @@ ROOT = Path(__file__).resolve().parent
 DATA_ROOT = ROOT.parent.parent / "shared" / "data"
 RESULTS = ROOT / "results" / "export.jsonl"
 BATCH = 64
-TARGETS = {"service_vs_inprocess_throughput": (">=", 0.90), "onnx_fp32_speedup": (">=", 1.5),
-           "onnx_int8_speedup": (">=", 2.5), "int8_agreement": (">=", 0.995),
-           "service_vs_inprocess_p50": ("<=", 1.2)}
+TARGETS = {
+    "service_vs_inprocess_throughput": (">=", 0.90),
+    "onnx_fp32_speedup": (">=", 1.5),
+    "onnx_int8_speedup": (">=", 2.5),
+    "int8_agreement": (">=", 0.995),
+    "service_vs_inprocess_p50": ("<=", 1.2),
+}
 
 
 def cpu_flags() -> list[str]:
@@ -58,8 +62,7 @@ def cpu_flags() -> list[str]:
         return []
     line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
     flags = set(line.split(":", 1)[-1].split())
-    return sorted(f for f in flags
-                  if f == "avx2" or f.startswith(("avx512", "amx")) or "bf16" in f)
+    return sorted(f for f in flags if f == "avx2" or f.startswith(("avx512", "amx")) or "bf16" in f)
 
 
 def cpu_model() -> str:
@@ -89,10 +92,13 @@ def train_model(client: Mistral, splits, work: Path, steps: int) -> str:
         with open(path, "rb") as f:
             ids[name] = client.files.upload(file={"file_name": path.name, "content": f}).id
     job = client.fine_tuning.jobs.create(
-        model="minilm-l6-v2", job_type="classifier",
+        model="minilm-l6-v2",
+        job_type="classifier",
         training_files=[{"file_id": ids["train"], "weight": 1}],
         validation_files=[ids["validation"]],
-        hyperparameters={"training_steps": steps, "learning_rate": 1e-4}, auto_start=True)
+        hyperparameters={"training_steps": steps, "learning_rate": 1e-4},
+        auto_start=True,
+    )
     while job.status not in {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"}:
         time.sleep(1.0)
         job = client.fine_tuning.jobs.get(job_id=job.id)
@@ -110,8 +116,9 @@ class Service:
     def predict(self, texts, batch_size: int = BATCH):
         out = []
         for i in range(0, len(texts), batch_size):
-            response = self.client.classifiers.classify(model=self.model_id,
-                                                        inputs=texts[i:i + batch_size])
+            response = self.client.classifiers.classify(
+                model=self.model_id, inputs=texts[i : i + batch_size]
+            )
             out += [{t: dict(v.scores) for t, v in item.items()} for item in response.results]
         return out
 
@@ -122,7 +129,7 @@ def throughput(model, texts, repeats: int) -> float:
     for _ in range(repeats):  # best of a few: the least disturbed by other processes
         start = time.perf_counter()
         for i in range(0, len(texts), BATCH):
-            model.predict(texts[i:i + BATCH])
+            model.predict(texts[i : i + BATCH])
         best = max(best, len(texts) / (time.perf_counter() - start))
     return best
 
@@ -157,8 +164,8 @@ def main() -> None:
     args = parser.parse_args()
 
     source, texts, splits = texts_and_training(args.data_root)
-    texts = texts[:args.max_texts]
-    latency_texts = texts[:args.latency_samples + 10]
+    texts = texts[: args.max_texts]
+    latency_texts = texts[: args.latency_samples + 10]
     work = Path(tempfile.mkdtemp(prefix="bench_export_"))
     data_dir = args.data_dir.resolve() if args.data_dir else work / "factory"
     client = Mistral(api_key="local", server_url=start_local_factory(data_dir))
@@ -174,8 +181,13 @@ def main() -> None:
         onnx_fp32 = export.OnnxClassifier(fp32_dir, threads=threads)
         onnx_int8 = export.OnnxClassifier(int8_dir, threads=threads)
 
-        r = {"texts": source, "n_texts": len(texts), "model": model_id, "threads": threads,
-             "service_precision": _resolve_precision(None)}
+        r = {
+            "texts": source,
+            "n_texts": len(texts),
+            "model": model_id,
+            "threads": threads,
+            "service_precision": _resolve_precision(None),
+        }
         r["inprocess_per_s"] = throughput(inprocess, texts, args.repeats)
         r["service_per_s"] = throughput(service, texts, args.repeats)
         r["inprocess_p50_ms"] = p50_ms(inprocess, latency_texts)
@@ -187,14 +199,19 @@ def main() -> None:
         r["onnx_fp32_p50_ms"] = p50_ms(onnx_fp32, latency_texts)
         r["onnx_int8_p50_ms"] = p50_ms(onnx_int8, latency_texts)
         top, ref = top_and_scores(torch_fp32.predict(texts))
-        for name, model in (("onnx_fp32", onnx_fp32), ("onnx_int8", onnx_int8),
-                            ("service", service)):
+        for name, model in (
+            ("onnx_fp32", onnx_fp32),
+            ("onnx_int8", onnx_int8),
+            ("service", service),
+        ):
             t, s = top_and_scores(model.predict(texts))
             r[f"{name}_agreement"] = float((t == top).mean())
             r[f"{name}_max_diff"] = float(np.abs(s - ref).max())
-        r["size_mb"] = {"safetensors": (model_dir / "model.safetensors").stat().st_size / 1e6,
-                        "onnx_fp32": (fp32_dir / "model.onnx").stat().st_size / 1e6,
-                        "onnx_int8": (int8_dir / "model.onnx").stat().st_size / 1e6}
+        r["size_mb"] = {
+            "safetensors": (model_dir / "model.safetensors").stat().st_size / 1e6,
+            "onnx_fp32": (fp32_dir / "model.onnx").stat().st_size / 1e6,
+            "onnx_int8": (int8_dir / "model.onnx").stat().st_size / 1e6,
+        }
     finally:
         stop_local_factory(data_dir)
         shutil.rmtree(work, ignore_errors=True)
@@ -206,18 +223,29 @@ def main() -> None:
         "int8_agreement": r["onnx_int8_agreement"],
         "service_vs_inprocess_p50": r["service_p50_ms"] / r["inprocess_p50_ms"],
     }
-    met = {k: (v >= TARGETS[k][1] if TARGETS[k][0] == ">=" else v <= TARGETS[k][1])
-           for k, v in ratios.items()}
-    row = {**r, "ratios": ratios, "met": met, "cpu": cpu_model(), "cpu_flags": cpu_flags(),
-           "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
-           "timestamp": int(time.time())}
+    met = {
+        k: (v >= TARGETS[k][1] if TARGETS[k][0] == ">=" else v <= TARGETS[k][1])
+        for k, v in ratios.items()
+    }
+    row = {
+        **r,
+        "ratios": ratios,
+        "met": met,
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0],
+        "timestamp": int(time.time()),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
 
-    print(f"CPU: {row['cpu']} ({row['cpus']} cores, flags: {' '.join(row['cpu_flags'])}); "
-          f"load {row['load_avg_1m']:.1f}; {r['threads']} threads; service precision "
-          f"{r['service_precision']}; {len(texts)} {source} texts")
+    print(
+        f"CPU: {row['cpu']} ({row['cpus']} cores, flags: {' '.join(row['cpu_flags'])}); "
+        f"load {row['load_avg_1m']:.1f}; {r['threads']} threads; service precision "
+        f"{r['service_precision']}; {len(texts)} {source} texts"
+    )
     print("\n| measure | value | target | met |\n|---|---|---|---|")
     for k, v in ratios.items():
         op, target = TARGETS[k]
@@ -225,16 +253,24 @@ def main() -> None:
     print("\n| variant | utt/s (64) | p50 ms | agreement vs torch fp32 | max diff | MB |")
     print("|---|---|---|---|---|---|")
     sizes = r["size_mb"]
-    print(f"| torch fp32 | {r['torch_fp32_per_s']:.0f} | {r['torch_fp32_p50_ms']:.1f} | 100% | 0 "
-          f"| {sizes['safetensors']:.1f} |")
+    print(
+        f"| torch fp32 | {r['torch_fp32_per_s']:.0f} | {r['torch_fp32_p50_ms']:.1f} | 100% | 0 "
+        f"| {sizes['safetensors']:.1f} |"
+    )
     for name in ("onnx_fp32", "onnx_int8"):
-        print(f"| {name.replace('_', ' ')} | {r[name + '_per_s']:.0f} | {r[name + '_p50_ms']:.1f} "
-              f"| {r[name + '_agreement']:.2%} | {r[name + '_max_diff']:.1e} "
-              f"| {sizes[name]:.1f} |")
-    print(f"| in-process ({r['service_precision']}) | {r['inprocess_per_s']:.0f} "
-          f"| {r['inprocess_p50_ms']:.1f} | | | |")
-    print(f"| service via SDK | {r['service_per_s']:.0f} | {r['service_p50_ms']:.1f} "
-          f"| {r['service_agreement']:.2%} | {r['service_max_diff']:.1e} | |")
+        print(
+            f"| {name.replace('_', ' ')} | {r[name + '_per_s']:.0f} | {r[name + '_p50_ms']:.1f} "
+            f"| {r[name + '_agreement']:.2%} | {r[name + '_max_diff']:.1e} "
+            f"| {sizes[name]:.1f} |"
+        )
+    print(
+        f"| in-process ({r['service_precision']}) | {r['inprocess_per_s']:.0f} "
+        f"| {r['inprocess_p50_ms']:.1f} | | | |"
+    )
+    print(
+        f"| service via SDK | {r['service_per_s']:.0f} | {r['service_p50_ms']:.1f} "
+        f"| {r['service_agreement']:.2%} | {r['service_max_diff']:.1e} | |"
+    )
 
 
 if __name__ == "__main__":

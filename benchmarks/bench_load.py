@@ -51,14 +51,21 @@ def utterances(n_train: int, seed: int = 0) -> tuple[list[dict], list[str]]:
         rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
         train = [r for r in rows if r["split"] == "train"]
         rng.shuffle(train)
-        train = [{"text": r["text"], "labels": {"intent": r["label_text"]}}
-                 for r in train[:n_train]]
+        train = [
+            {"text": r["text"], "labels": {"intent": r["label_text"]}} for r in train[:n_train]
+        ]
         test = [r["text"] for r in rows if r["split"] == "test"]
         return train, test
-    words = {"alarm": "wake alarm set morning", "music": "play song jazz album",
-             "weather": "rain forecast sunny cold"}
-    train = [{"text": " ".join(rng.sample(w.split(), 3)), "labels": {"intent": k}}
-             for _ in range(n_train // 3) for k, w in words.items()]
+    words = {
+        "alarm": "wake alarm set morning",
+        "music": "play song jazz album",
+        "weather": "rain forecast sunny cold",
+    }
+    train = [
+        {"text": " ".join(rng.sample(w.split(), 3)), "labels": {"intent": k}}
+        for _ in range(n_train // 3)
+        for k, w in words.items()
+    ]
     return train, [r["text"] for r in train]
 
 
@@ -91,16 +98,23 @@ class PeakMemory:
         return self.peak
 
 
-def train_model(url: str, rows: list[dict], steps: int, folder: Path,
-                base: str = "minilm-l6-v2") -> str:
+def train_model(
+    url: str, rows: list[dict], steps: int, folder: Path, base: str = "minilm-l6-v2"
+) -> str:
     path = folder / "train.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     with httpx.Client(base_url=url, timeout=60) as client:
         with open(path, "rb") as f:
             file_id = client.post("/v1/files", files={"file": ("train.jsonl", f)}).json()["id"]
-        job = client.post("/v1/fine_tuning/jobs", json={
-            "model": base, "training_files": [{"file_id": file_id}],
-            "hyperparameters": {"training_steps": steps}, "auto_start": True}).json()
+        job = client.post(
+            "/v1/fine_tuning/jobs",
+            json={
+                "model": base,
+                "training_files": [{"file_id": file_id}],
+                "hyperparameters": {"training_steps": steps},
+                "auto_start": True,
+            },
+        ).json()
         deadline = time.monotonic() + 1800
         while job["status"] not in {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"}:
             assert time.monotonic() < deadline, "training took over 30 minutes"
@@ -126,12 +140,14 @@ def batch_phase(url: str, model: str, texts: list[str], seconds: float) -> dict:
             times.append(time.monotonic() - t0)
             n += BATCH
         elapsed = time.monotonic() - start
-    return {"utterances_per_s": n / elapsed, "batch_seconds_p50": statistics.median(times),
-            "batches": len(times)}
+    return {
+        "utterances_per_s": n / elapsed,
+        "batch_seconds_p50": statistics.median(times),
+        "batches": len(times),
+    }
 
 
-async def load_phase(url: str, model: str, texts: list[str], clients: int,
-                     seconds: float) -> dict:
+async def load_phase(url: str, model: str, texts: list[str], clients: int, seconds: float) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
     deadline = time.monotonic() + seconds
@@ -145,8 +161,9 @@ async def load_phase(url: str, model: str, texts: list[str], clients: int,
                 text = texts[(k * 7919 + i) % len(texts)]
                 t0 = time.monotonic()
                 try:
-                    response = await client.post("/v1/classifications",
-                                                 json={"model": model, "input": text})
+                    response = await client.post(
+                        "/v1/classifications", json={"model": model, "input": text}
+                    )
                     if response.status_code != 200:
                         errors.append(f"{response.status_code}: {response.text[:100]}")
                         continue
@@ -160,9 +177,14 @@ async def load_phase(url: str, model: str, texts: list[str], clients: int,
     elapsed = time.monotonic() - start
     latencies.sort()
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
-    return {"utterances_per_s": len(latencies) / elapsed, "requests": len(latencies),
-            "errors": len(errors), "error_examples": errors[:3],
-            "latency_p50_s": pick(0.5), "latency_p95_s": pick(0.95)}
+    return {
+        "utterances_per_s": len(latencies) / elapsed,
+        "requests": len(latencies),
+        "errors": len(errors),
+        "error_examples": errors[:3],
+        "latency_p50_s": pick(0.5),
+        "latency_p95_s": pick(0.95),
+    }
 
 
 def largest_requests(url: str, model: str, pid: int) -> dict:
@@ -172,17 +194,23 @@ def largest_requests(url: str, model: str, pid: int) -> dict:
     memory = PeakMemory(pid)
     before = rss_mib(pid)
     with httpx.Client(base_url=url, timeout=600) as client:
-        at_limit = client.post("/v1/classifications",
-                               json={"model": model, "input": ["book a flight " * 7] * 10_000})
-        one_big = client.post("/v1/classifications",
-                              json={"model": model, "input": "x" * (8 * 1024 * 1024)})
-        over = client.post("/v1/classifications",
-                           json={"model": model, "input": "x" * (17 * 1024 * 1024)})
+        at_limit = client.post(
+            "/v1/classifications", json={"model": model, "input": ["book a flight " * 7] * 10_000}
+        )
+        one_big = client.post(
+            "/v1/classifications", json={"model": model, "input": "x" * (8 * 1024 * 1024)}
+        )
+        over = client.post(
+            "/v1/classifications", json={"model": model, "input": "x" * (17 * 1024 * 1024)}
+        )
     peak = memory.stop()
-    return {"at_char_limit_status": at_limit.status_code, "one_8mib_input_status":
-            one_big.status_code, "over_body_limit_status": over.status_code,
-            "largest_requests_memory_before_mib": round(before),
-            "largest_requests_memory_peak_mib": round(peak)}
+    return {
+        "at_char_limit_status": at_limit.status_code,
+        "one_8mib_input_status": one_big.status_code,
+        "over_body_limit_status": over.status_code,
+        "largest_requests_memory_before_mib": round(before),
+        "largest_requests_memory_peak_mib": round(peak),
+    }
 
 
 def main() -> None:
@@ -203,8 +231,9 @@ def main() -> None:
             pid = httpx.get(f"{url}/health").json()["pid"]
             model = train_model(url, train_rows, args.steps, Path(tmp))
             tfidf = train_model(url, train_rows, 20, Path(tmp), base="tfidf-logreg")
-            httpx.post(f"{url}/v1/classifications", json={"model": model, "input": texts[:8]},
-                       timeout=120)
+            httpx.post(
+                f"{url}/v1/classifications", json={"model": model, "input": texts[:8]}, timeout=120
+            )
             time.sleep(1)
             idle = rss_mib(pid)
             memory = PeakMemory(pid)
@@ -223,33 +252,39 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "load_average_before": round(load_before[0], 2),
         "load_average_after": round(load_after[0], 2),
-        "clients": args.clients, "duration_s": args.duration,
-        "batch": batch, "load": load, **largest,
+        "clients": args.clients,
+        "duration_s": args.duration,
+        "batch": batch,
+        "load": load,
+        **largest,
         "ratio_load_to_batch": load["utterances_per_s"] / batch["utterances_per_s"],
         "p95_over_batch_time": load["latency_p95_s"] / batch["batch_seconds_p50"],
-        "memory_idle_mib": round(idle), "memory_peak_mib": round(peak),
+        "memory_idle_mib": round(idle),
+        "memory_peak_mib": round(peak),
     }
     RESULTS.parent.mkdir(exist_ok=True)
     with open(RESULTS, "a", encoding="utf-8") as f:
         f.write(json.dumps(result) + "\n")
-    print(f"| figure | value | target |\n|---|---|---|\n"
-          f"| batch of {BATCH}: utterances/s | {batch['utterances_per_s']:.0f} | |\n"
-          f"| batch of {BATCH}: time of one batch (p50) | {batch['batch_seconds_p50']:.3f} s | |\n"
-          f"| {args.clients} clients: utterances/s | {load['utterances_per_s']:.0f} "
-          f"({result['ratio_load_to_batch']:.0%} of batch) | >= 70% |\n"
-          f"| {args.clients} clients: errors | {load['errors']} | 0 |\n"
-          f"| {args.clients} clients: latency p50 / p95 | {load['latency_p50_s']:.3f} / "
-          f"{load['latency_p95_s']:.3f} s ({result['p95_over_batch_time']:.1f}x batch) "
-          f"| p95 <= 2x |\n"
-          f"| memory idle / peak under load | {idle:.0f} / {peak:.0f} MiB | "
-          f"peak - idle <= 1024 |\n"
-          f"| TF-IDF: 980,000-character request / one 8 MiB input / 17 MiB body | "
-          f"{largest['at_char_limit_status']} / {largest['one_8mib_input_status']} / "
-          f"{largest['over_body_limit_status']} | 200 / 413 / 413 |\n"
-          f"| TF-IDF: memory before / peak over those three | "
-          f"{largest['largest_requests_memory_before_mib']} / "
-          f"{largest['largest_requests_memory_peak_mib']} MiB | peak - before <= 1024 |\n"
-          f"| load average before / after | {load_before[0]:.1f} / {load_after[0]:.1f} | |")
+    print(
+        f"| figure | value | target |\n|---|---|---|\n"
+        f"| batch of {BATCH}: utterances/s | {batch['utterances_per_s']:.0f} | |\n"
+        f"| batch of {BATCH}: time of one batch (p50) | {batch['batch_seconds_p50']:.3f} s | |\n"
+        f"| {args.clients} clients: utterances/s | {load['utterances_per_s']:.0f} "
+        f"({result['ratio_load_to_batch']:.0%} of batch) | >= 70% |\n"
+        f"| {args.clients} clients: errors | {load['errors']} | 0 |\n"
+        f"| {args.clients} clients: latency p50 / p95 | {load['latency_p50_s']:.3f} / "
+        f"{load['latency_p95_s']:.3f} s ({result['p95_over_batch_time']:.1f}x batch) "
+        f"| p95 <= 2x |\n"
+        f"| memory idle / peak under load | {idle:.0f} / {peak:.0f} MiB | "
+        f"peak - idle <= 1024 |\n"
+        f"| TF-IDF: 980,000-character request / one 8 MiB input / 17 MiB body | "
+        f"{largest['at_char_limit_status']} / {largest['one_8mib_input_status']} / "
+        f"{largest['over_body_limit_status']} | 200 / 413 / 413 |\n"
+        f"| TF-IDF: memory before / peak over those three | "
+        f"{largest['largest_requests_memory_before_mib']} / "
+        f"{largest['largest_requests_memory_peak_mib']} MiB | peak - before <= 1024 |\n"
+        f"| load average before / after | {load_before[0]:.1f} / {load_after[0]:.1f} | |"
+    )
 
 
 if __name__ == "__main__":

@@ -66,9 +66,13 @@ def clinc(data_root: Path) -> dict:
         sel = [r for r in rows if r["split"] == split and (r["label_text"] == "oos") == oos]
         return [r["text"] for r in sel], [r["label_text"] for r in sel]
 
-    return {"train": part("train", False), "validation": part("validation", False),
-            "test": part("test", False), "oos_validation": part("validation", True)[0],
-            "oos_test": part("test", True)[0]}
+    return {
+        "train": part("train", False),
+        "validation": part("validation", False),
+        "test": part("test", False),
+        "oos_validation": part("validation", True)[0],
+        "oos_test": part("test", True)[0],
+    }
 
 
 def massive(data_root: Path, seed: int = 42) -> dict:
@@ -78,8 +82,10 @@ def massive(data_root: Path, seed: int = 42) -> dict:
     in_texts = [*splits.train["text"], *splits.validation["text"], *splits.test["text"]]
     pool = ood.out_of_scope_pool(folder, "en", kept, in_texts)
     oos_valid, oos_test = ood.split_pool(pool, seed)
-    out = {name: (getattr(splits, name)["text"].tolist(), getattr(splits, name)["label_text"]
-                  .tolist()) for name in data_mod.SPLITS}
+    out = {
+        name: (getattr(splits, name)["text"].tolist(), getattr(splits, name)["label_text"].tolist())
+        for name in data_mod.SPLITS
+    }
     out["oos_validation"], out["oos_test"] = oos_valid["text"].tolist(), oos_test["text"].tolist()
     out["pool_intents"] = int(pool["label_text"].nunique())
     return out
@@ -97,8 +103,9 @@ def train_and_embed(d: dict, seed: int, cache: Path | None) -> dict:
     valid = [Example(t, {"intent": y}) for t, y in zip(*d["validation"], strict=True)]
     with tempfile.TemporaryDirectory() as tmp:
         la, t0 = load1(), time.perf_counter()
-        trainer.train(ex, valid, [TargetSpec("intent", labels, False)], config, Path(tmp),
-                      lambda r: None)
+        trainer.train(
+            ex, valid, [TargetSpec("intent", labels, False)], config, Path(tmp), lambda r: None
+        )
         train_seconds = time.perf_counter() - t0
         predictor = trainer.load(Path(tmp))
         head = predictor.heads[0]
@@ -112,10 +119,15 @@ def train_and_embed(d: dict, seed: int, cache: Path | None) -> dict:
         embed_seconds = time.perf_counter() - t1
     for key in list(arrays):  # logits = the head applied to the pooled embedding
         arrays[key.replace("_emb", "_logits")] = arrays[key] @ w.T + b
-    meta = {"labels": labels, "train_seconds": round(train_seconds, 1),
-            "embed_seconds": round(embed_seconds, 1), "train_load_before": la,
-            "train_load_after": load1(), "precision": predictor.precision,
-            "config": config.__dict__}
+    meta = {
+        "labels": labels,
+        "train_seconds": round(train_seconds, 1),
+        "embed_seconds": round(embed_seconds, 1),
+        "train_load_before": la,
+        "train_load_after": load1(),
+        "precision": predictor.precision,
+        "config": config.__dict__,
+    }
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(cache / "arrays.npz", **arrays)
@@ -131,8 +143,7 @@ def methods(d: dict, a: dict) -> dict[str, dict[str, np.ndarray]]:
     temperature = ood.fit_temperature(a["validation_logits"], y_valid)
     maha = ood.Mahalanobis.fit(a["train_emb"], d["train"][1])
     parts = ("validation", "oos_validation", "test", "oos_test")
-    out: dict[str, dict] = {"max_softmax": {}, "margin": {}, "mahalanobis": {},
-                            "temperature": {}}
+    out: dict[str, dict] = {"max_softmax": {}, "margin": {}, "mahalanobis": {}, "temperature": {}}
     for p in parts:
         probs = ood.softmax(a[f"{p}_logits"])
         out["max_softmax"][p] = ood.max_softmax(probs)
@@ -148,14 +159,21 @@ def main() -> None:
     ap.add_argument("--dataset", choices=["clinc150", "massive"], required=True)
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--data-root", type=Path, default=bench_data.DEFAULT_DATA_ROOT)
-    ap.add_argument("--cache", type=Path, default=None,
-                    help="folder to keep the trained embeddings in (re-runs skip training)")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder to keep the trained embeddings in (re-runs skip training)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
     d = clinc(args.data_root) if args.dataset == "clinc150" else massive(args.data_root)
-    sizes = {k: len(v[0]) if isinstance(v, tuple) else len(v) for k, v in d.items()
-             if k != "pool_intents"}
+    sizes = {
+        k: len(v[0]) if isinstance(v, tuple) else len(v)
+        for k, v in d.items()
+        if k != "pool_intents"
+    }
     print("sizes:", sizes, flush=True)
     a = train_and_embed(d, args.seed, args.cache)
     scores = methods(d, a)
@@ -164,29 +182,56 @@ def main() -> None:
     rows = []
     for name in ("max_softmax", "margin", "mahalanobis", "temperature"):
         s = scores[name]
-        rows.append(ood.evaluate(name, s["validation"], s["oos_validation"], s["test"],
-                                 s["oos_test"], correct))
+        rows.append(
+            ood.evaluate(
+                name, s["validation"], s["oos_validation"], s["test"], s["oos_test"], correct
+            )
+        )
     recommended = max(rows, key=lambda r: r["valid_auroc"])["method"]
-    common = {"dataset": args.dataset, "sizes": sizes, "classifier_accuracy":
-              round(float(correct.mean()), 4), "temperature": round(scores["_temperature"], 3),
-              "recommended": recommended, "load_now": load1(),
-              **{k: a[k] for k in ("train_seconds", "embed_seconds", "train_load_before",
-                                   "train_load_after", "precision")},
-              "pool_intents": d.get("pool_intents")}
+    common = {
+        "dataset": args.dataset,
+        "sizes": sizes,
+        "classifier_accuracy": round(float(correct.mean()), 4),
+        "temperature": round(scores["_temperature"], 3),
+        "recommended": recommended,
+        "load_now": load1(),
+        **{
+            k: a[k]
+            for k in (
+                "train_seconds",
+                "embed_seconds",
+                "train_load_before",
+                "train_load_after",
+                "precision",
+            )
+        },
+        "pool_intents": d.get("pool_intents"),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    print(f"\n{args.dataset}: classifier accuracy {correct.mean():.1%}, "
-          f"T={scores['_temperature']:.3f}, trained in {a['train_seconds']} s "
-          f"(load {a['train_load_before']}→"
-          f"{a['train_load_after']}); recommended (validation AUROC): {recommended}")
+    print(
+        f"\n{args.dataset}: classifier accuracy {correct.mean():.1%}, "
+        f"T={scores['_temperature']:.3f}, trained in {a['train_seconds']} s "
+        f"(load {a['train_load_before']}→"
+        f"{a['train_load_after']}); recommended (validation AUROC): {recommended}"
+    )
     print("| method | valid AUROC | test AUROC | OOS recall | in-scope acc. | in-scope kept |")
     print("|---|---|---|---|---|---|")
     with open(args.out, "a", encoding="utf-8") as f:
         for r in rows:
-            print(f"| {r['method']} | {r['valid_auroc']:.3f} | {r['auroc']:.3f} | "
-                  f"{r['oos_recall']:.1%} | {r['in_scope_accuracy']:.1%} | "
-                  f"{r['in_scope_recall']:.1%} |")
-            f.write(json.dumps({**common, **{k: round(v, 4) if isinstance(v, float) else v
-                                             for k, v in r.items()}}) + "\n")
+            print(
+                f"| {r['method']} | {r['valid_auroc']:.3f} | {r['auroc']:.3f} | "
+                f"{r['oos_recall']:.1%} | {r['in_scope_accuracy']:.1%} | "
+                f"{r['in_scope_recall']:.1%} |"
+            )
+            f.write(
+                json.dumps(
+                    {
+                        **common,
+                        **{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()},
+                    }
+                )
+                + "\n"
+            )
 
 
 if __name__ == "__main__":

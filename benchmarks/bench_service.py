@@ -52,8 +52,13 @@ def load_splits(dataset: str, data_root: Path) -> dict[str, list[dict]]:
 def upload_split(client: Mistral, rows: list[dict], path: Path) -> str:
     with open(path, "w", encoding="utf-8") as f:
         for row in rows:
-            f.write(json.dumps({"text": row["text"], "labels": {"intent": row["label_text"]}},
-                               ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"text": row["text"], "labels": {"intent": row["label_text"]}},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     with open(path, "rb") as f:
         return client.files.upload(file={"file_name": path.name, "content": f}).id
 
@@ -66,8 +71,11 @@ def train(client: Mistral, model: str, train_id: str, valid_id: str | None, args
         hyperparameters["learning_rate"] = args.lr
     started = time.monotonic()
     job = client.fine_tuning.jobs.create(
-        model=model, job_type="classifier", training_files=[{"file_id": train_id, "weight": 1}],
-        validation_files=[valid_id] if valid_id else None, hyperparameters=hyperparameters,
+        model=model,
+        job_type="classifier",
+        training_files=[{"file_id": train_id, "weight": 1}],
+        validation_files=[valid_id] if valid_id else None,
+        hyperparameters=hyperparameters,
         auto_start=True,
     )
     while job.status not in {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"}:
@@ -111,10 +119,15 @@ def evaluate(client: Mistral, model_id: str, test: list[dict], latency_samples: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["banking77", "clinc150"])
-    parser.add_argument("--models", nargs="+", default=None,
-                        help="base model ids (default: every base model the service offers)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="training_steps (default: the trainer's)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        help="base model ids (default: every base model the service offers)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="training_steps (default: the trainer's)"
+    )
     parser.add_argument("--lr", type=float, default=None, help="learning_rate (default: SDK's)")
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--latency-samples", type=int, default=200)
@@ -129,26 +142,34 @@ def main() -> None:
         for dataset in args.datasets:
             splits = load_splits(dataset, args.data_root)
             train_id = upload_split(client, splits["train"], data_dir / f"{dataset}_train.jsonl")
-            valid_id = (upload_split(client, splits["validation"],
-                                     data_dir / f"{dataset}_valid.jsonl")
-                        if splits["validation"] else None)
+            valid_id = (
+                upload_split(client, splits["validation"], data_dir / f"{dataset}_valid.jsonl")
+                if splits["validation"]
+                else None
+            )
             for model in models:
                 job, train_s, wall_s = train(client, model, train_id, valid_id, args)
                 row = {
-                    "dataset": dataset, "model": model,
+                    "dataset": dataset,
+                    "model": model,
                     "training_steps": job.hyperparameters.training_steps,
                     "learning_rate": job.hyperparameters.learning_rate,
-                    "n_train": len(splits["train"]), "n_valid": len(splits["validation"]),
-                    "n_test": len(splits["test"]), "train_seconds": train_s,
+                    "n_train": len(splits["train"]),
+                    "n_valid": len(splits["validation"]),
+                    "n_test": len(splits["test"]),
+                    "train_seconds": train_s,
                     "job_wall_seconds": round(wall_s, 1),
-                    **evaluate(client, job.fine_tuned_model, splits["test"],
-                               args.latency_samples),
-                    "cpus": os.cpu_count(), "machine": platform.machine(),
+                    **evaluate(client, job.fine_tuned_model, splits["test"], args.latency_samples),
+                    "cpus": os.cpu_count(),
+                    "machine": platform.machine(),
                     "timestamp": int(time.time()),
                 }
                 rows.append(row)
-                print(f"{dataset} {model}: acc {row['accuracy']:.4f} f1 {row['macro_f1']:.4f} "
-                      f"train {train_s}s", flush=True)
+                print(
+                    f"{dataset} {model}: acc {row['accuracy']:.4f} f1 {row['macro_f1']:.4f} "
+                    f"train {train_s}s",
+                    flush=True,
+                )
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 with open(args.out, "a", encoding="utf-8") as f:
                     f.write(json.dumps(row) + "\n")
@@ -156,14 +177,18 @@ def main() -> None:
         stop_local_factory(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
 
-    print("\n| data set | model | steps | test acc | macro-F1 | train s | utt/s (64) "
-          "| p50 ms | p95 ms |")
+    print(
+        "\n| data set | model | steps | test acc | macro-F1 | train s | utt/s (64) "
+        "| p50 ms | p95 ms |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['dataset']} | {r['model']} | {r['training_steps']} | "
-              f"{r['accuracy']:.1%} | {r['macro_f1']:.1%} | {r['train_seconds']} | "
-              f"{r['throughput_per_s']:.0f} | {r['latency_p50_ms']:.1f} | "
-              f"{r['latency_p95_ms']:.1f} |")
+        print(
+            f"| {r['dataset']} | {r['model']} | {r['training_steps']} | "
+            f"{r['accuracy']:.1%} | {r['macro_f1']:.1%} | {r['train_seconds']} | "
+            f"{r['throughput_per_s']:.0f} | {r['latency_p50_ms']:.1f} | "
+            f"{r['latency_p95_ms']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -77,8 +77,13 @@ def tfidf_baseline(data, c: float) -> dict:
     model.fit(*data["train"])
     secs = time.perf_counter() - t0
     pred = model.predict(data["test"][0])
-    return {"method": f"tfidf word1-2+char_wb2-5 + LR C={c:g}", **metrics(data["test"][1], pred),
-            "train_seconds": round(secs, 1), "load_before": la, "load_after": load1()}
+    return {
+        "method": f"tfidf word1-2+char_wb2-5 + LR C={c:g}",
+        **metrics(data["test"][1], pred),
+        "train_seconds": round(secs, 1),
+        "load_before": la,
+        "load_after": load1(),
+    }
 
 
 def frozen_baseline(data) -> dict:
@@ -93,9 +98,14 @@ def frozen_baseline(data) -> dict:
     clf = LogisticRegression(C=10.0, max_iter=3000).fit(x_train, data["train"][1])
     secs = time.perf_counter() - t0
     pred = clf.predict(st.encode(data["test"][0], batch_size=64))
-    return {"method": "frozen MiniLM embeddings + LR C=10", **metrics(data["test"][1], pred),
-            "train_seconds": round(secs, 1), "embed_seconds": round(t_embed, 1),
-            "load_before": la, "load_after": load1()}
+    return {
+        "method": "frozen MiniLM embeddings + LR C=10",
+        **metrics(data["test"][1], pred),
+        "train_seconds": round(secs, 1),
+        "embed_seconds": round(t_embed, 1),
+        "load_before": la,
+        "load_after": load1(),
+    }
 
 
 def examples(texts, labels) -> list[Example]:
@@ -104,8 +114,11 @@ def examples(texts, labels) -> list[Example]:
 
 def run_encoder(data, args) -> dict:
     trainer = enc_mod.EncoderTrainer(
-        DEFAULT_ENCODER, max_length=args.max_length, trainable_layers=args.trainable_layers,
-        head_lr_factor=args.head_lr_factor, warm_start=not args.no_warm_start,
+        DEFAULT_ENCODER,
+        max_length=args.max_length,
+        trainable_layers=args.trainable_layers,
+        head_lr_factor=args.head_lr_factor,
+        warm_start=not args.no_warm_start,
     )
     labels = sorted(set(data["train"][1]))
     target = TargetSpec("intent", labels, False)
@@ -115,8 +128,11 @@ def run_encoder(data, args) -> dict:
 
     def on_step(r) -> None:
         if r.valid_accuracy is not None or r.step == r.total_steps:
-            print(f"  step {r.step}/{r.total_steps} loss {r.train_loss:.4f} valid_loss "
-                  f"{r.valid_loss} valid_acc {r.valid_accuracy}", flush=True)
+            print(
+                f"  step {r.step}/{r.total_steps} loss {r.train_loss:.4f} valid_loss "
+                f"{r.valid_loss} valid_acc {r.valid_accuracy}",
+                flush=True,
+            )
         reports.append(r)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,16 +185,20 @@ def speed(predictor, texts: list[str]) -> dict:
         t1 = time.perf_counter()
         predictor.predict([texts[i]])
         lat.append(1000 * (time.perf_counter() - t1))
-    return {"throughput_per_s_batch64": round(throughput, 1),
-            "latency_p50_ms": round(statistics.median(lat), 2),
-            "latency_p90_ms": round(float(np.percentile(lat, 90)), 2),
-            "speed_load_before": la, "speed_load_after": load1()}
+    return {
+        "throughput_per_s_batch64": round(throughput, 1),
+        "latency_p50_ms": round(statistics.median(lat), 2),
+        "latency_p90_ms": round(float(np.percentile(lat, 90)), 2),
+        "speed_load_before": la,
+        "speed_load_after": load1(),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", choices=["banking77", "clinc150", "massive_proxy"],
-                    default="massive_proxy")
+    ap.add_argument(
+        "--dataset", choices=["banking77", "clinc150", "massive_proxy"], default="massive_proxy"
+    )
     ap.add_argument("--steps", type=int, default=enc_mod.DEFAULT_TRAINING_STEPS)
     ap.add_argument("--lr", type=float, default=enc_mod.DEFAULT_LEARNING_RATE)
     ap.add_argument("--weight-decay", type=float, default=enc_mod.DEFAULT_WEIGHT_DECAY)
@@ -198,9 +218,13 @@ def main() -> None:
     args = ap.parse_args()
 
     data = bench_data.load(args.dataset, args.data_root)
-    base = {"dataset": args.dataset, "n_train": len(data["train"][0]),
-            "n_test": len(data["test"][0]), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "note": args.note}
+    base = {
+        "dataset": args.dataset,
+        "n_train": len(data["train"][0]),
+        "n_test": len(data["test"][0]),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "note": args.note,
+    }
     if not args.only_baselines:
         write({**base, **run_encoder(data, args)}, args.out)
     if args.baselines or args.only_baselines:

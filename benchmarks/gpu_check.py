@@ -34,17 +34,27 @@ from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer  #
 def check(name: str, source: str, device: str, steps: int | None) -> dict:
     splits = load_splits(source)
     labels = sorted(splits.train["label_text"].unique())
-    train = [Example(t, {"intent": y}) for t, y in zip(splits.train["text"],
-                                                       splits.train["label_text"], strict=True)]
+    train = [
+        Example(t, {"intent": y})
+        for t, y in zip(splits.train["text"], splits.train["label_text"], strict=True)
+    ]
     test_x, test_y = list(splits.test["text"]), list(splits.test["label_text"])
     trainer = EncoderTrainer(device=device)
-    config = trainer.defaults if steps is None else TrainConfig(
-        steps, trainer.defaults.learning_rate, trainer.defaults.weight_decay,
-        trainer.defaults.warmup_fraction)
+    config = (
+        trainer.defaults
+        if steps is None
+        else TrainConfig(
+            steps,
+            trainer.defaults.learning_rate,
+            trainer.defaults.weight_decay,
+            trainer.defaults.warmup_fraction,
+        )
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        trainer.train(train, None, [TargetSpec("intent", labels, False)], config, Path(tmp),
-                      lambda r: None)
+        trainer.train(
+            train, None, [TargetSpec("intent", labels, False)], config, Path(tmp), lambda r: None
+        )
         seconds = time.perf_counter() - t0
         predictor = trainer.load(Path(tmp))
         predictor.predict(test_x[:64])  # warm-up
@@ -54,28 +64,39 @@ def check(name: str, source: str, device: str, steps: int | None) -> dict:
         pred = [max(s["intent"], key=s["intent"].get) for s in scores]
         accuracy = sum(p == y for p, y in zip(pred, test_y, strict=True)) / len(test_y)
         on_cpu = EncoderPredictor.load(Path(tmp), device="cpu").predict(test_x[:32])
-        same = sum(max(a["intent"], key=a["intent"].get) == b for a, b in
-                   zip(on_cpu, pred[:32], strict=True))
-    row = {"data": name, "device": trainer.device, "train_rows": len(train),
-           "steps": config.training_steps, "train_seconds": round(seconds, 1),
-           "test_accuracy": round(100 * accuracy, 2),
-           "throughput_per_s": round(throughput, 1), "cpu_reload_agreement": f"{same}/32"}
+        same = sum(
+            max(a["intent"], key=a["intent"].get) == b
+            for a, b in zip(on_cpu, pred[:32], strict=True)
+        )
+    row = {
+        "data": name,
+        "device": trainer.device,
+        "train_rows": len(train),
+        "steps": config.training_steps,
+        "train_seconds": round(seconds, 1),
+        "test_accuracy": round(100 * accuracy, 2),
+        "throughput_per_s": round(throughput, 1),
+        "cpu_reload_agreement": f"{same}/32",
+    }
     print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-root", type=Path,
-                    default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument(
+        "--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     args = ap.parse_args()
     device = select_device("auto")
     if device.type == "cpu":
         print("no GPU found (torch sees neither CUDA nor MPS): running a tiny CPU check only")
         check("sample", "sample", "cpu", steps=20)
         return
-    print(f"GPU found: {device.type}"
-          + (f" ({__import__('torch').cuda.get_device_name(0)})" if device.type == "cuda" else ""))
+    print(
+        f"GPU found: {device.type}"
+        + (f" ({__import__('torch').cuda.get_device_name(0)})" if device.type == "cuda" else "")
+    )
     check("sample", "sample", device.type, steps=None)
     massive = args.data_root / "massive_en"
     if massive.is_dir():

@@ -65,8 +65,10 @@ def massive(data_root: Path) -> dict:
     from helpers.data import load_splits
 
     s = load_splits(str(data_root / "massive_en"))
-    return {k: (list(df["text"]), list(df["label_text"]))
-            for k, df in (("train", s.train), ("validation", s.validation), ("test", s.test))}
+    return {
+        k: (list(df["text"]), list(df["label_text"]))
+        for k, df in (("train", s.train), ("validation", s.validation), ("test", s.test))
+    }
 
 
 def load_data(name: str, data_root: Path) -> dict:
@@ -78,8 +80,10 @@ def load_data(name: str, data_root: Path) -> dict:
 def metrics(y_true, y_pred) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
-    return {"test_accuracy": round(100 * accuracy_score(y_true, y_pred), 2),
-            "macro_f1": round(100 * f1_score(y_true, y_pred, average="macro"), 2)}
+    return {
+        "test_accuracy": round(100 * accuracy_score(y_true, y_pred), 2),
+        "macro_f1": round(100 * f1_score(y_true, y_pred, average="macro"), 2),
+    }
 
 
 class Timer:
@@ -94,9 +98,13 @@ class Timer:
 
     def row(self, minus_wall: float = 0.0, minus_cpu: float = 0.0) -> dict:
         cpu = self.cpu - minus_cpu
-        return {"train_wall_s": round(self.wall - minus_wall, 1), "train_cpu_s": round(cpu, 1),
-                "est_2core_s": round(cpu / 2, 1), "load_before": self.load_before,
-                "load_after": self.load_after}
+        return {
+            "train_wall_s": round(self.wall - minus_wall, 1),
+            "train_cpu_s": round(cpu, 1),
+            "est_2core_s": round(cpu / 2, 1),
+            "load_before": self.load_before,
+            "load_after": self.load_after,
+        }
 
 
 def tfidf_row(data: dict, c: float) -> dict:
@@ -106,12 +114,17 @@ def tfidf_row(data: dict, c: float) -> dict:
 
     with Timer() as t:
         model = make_pipeline(
-            make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                       TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+            make_union(
+                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+            ),
             LogisticRegression(C=c, max_iter=2000),
         ).fit(*data["train"])
-    return {"method": f"TF-IDF + logistic regression C={c:g} (scikit-learn)",
-            **metrics(data["test"][1], model.predict(data["test"][0])), **t.row()}
+    return {
+        "method": f"TF-IDF + logistic regression C={c:g} (scikit-learn)",
+        **metrics(data["test"][1], model.predict(data["test"][0])),
+        **t.row(),
+    }
 
 
 def frozen_row(data: dict) -> dict:
@@ -142,15 +155,20 @@ def frozen_row(data: dict) -> dict:
                     out[idx] = enc(*_pad([ids[i] for i in idx], tok.pad_token_id))
             return out.numpy()
 
-        clf = LogisticRegression(C=10.0, max_iter=3000).fit(embed(data["train"][0]),
-                                                              data["train"][1])
+        clf = LogisticRegression(C=10.0, max_iter=3000).fit(
+            embed(data["train"][0]), data["train"][1]
+        )
     pred = clf.predict(embed(data["test"][0]))
-    return {"method": "frozen MiniLM embeddings + logistic regression C=10",
-            **metrics(data["test"][1], pred), **t.row()}
+    return {
+        "method": "frozen MiniLM embeddings + logistic regression C=10",
+        **metrics(data["test"][1], pred),
+        **t.row(),
+    }
 
 
-def encoder_rows(data: dict, name: str, trainer_kwargs: dict, config_kwargs: dict,
-                 seed: int) -> list[dict]:
+def encoder_rows(
+    data: dict, name: str, trainer_kwargs: dict, config_kwargs: dict, seed: int
+) -> list[dict]:
     """Train once; one row for the model as saved and, when blended, one for the encoder alone."""
     from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig
     from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer
@@ -161,8 +179,14 @@ def encoder_rows(data: dict, name: str, trainer_kwargs: dict, config_kwargs: dic
     train = [Example(x, {"intent": y}) for x, y in zip(*data["train"], strict=True)]
     with tempfile.TemporaryDirectory() as tmp:
         with Timer() as t:
-            trainer.train(train, None, [TargetSpec("intent", labels, False)], config, Path(tmp),
-                          lambda r: None)
+            trainer.train(
+                train,
+                None,
+                [TargetSpec("intent", labels, False)],
+                config,
+                Path(tmp),
+                lambda r: None,
+            )
         meta = json.loads((Path(tmp) / "classifier.json").read_text())
         predictor = EncoderPredictor.load(Path(tmp))
         test_x, test_y = data["test"]
@@ -171,26 +195,41 @@ def encoder_rows(data: dict, name: str, trainer_kwargs: dict, config_kwargs: dic
             pred = [max(s["intent"], key=s["intent"].get) for s in p.predict(test_x)]
             return metrics(test_y, pred)
 
-        base = {"seed": seed, "recipe": meta["recipe"], "blend": meta["blend"],
-                "max_length": meta["max_length"], "stages": meta["training"]}
+        base = {
+            "seed": seed,
+            "recipe": meta["recipe"],
+            "blend": meta["blend"],
+            "max_length": meta["max_length"],
+            "stages": meta["training"],
+        }
         rows = [{"method": name, **accuracy(predictor), **t.row(), **base}]
         if predictor.tfidf is not None:
             tfidf_s = meta["training"]["tfidf_seconds"]
             predictor.tfidf, predictor.blend_weight = None, 0.0
-            rows.append({"method": f"{name}, encoder alone", **accuracy(predictor),
-                         **t.row(minus_wall=tfidf_s), "note": "train_cpu_s includes the TF-IDF "
-                         "part; train_wall_s does not", **base})
+            rows.append(
+                {
+                    "method": f"{name}, encoder alone",
+                    **accuracy(predictor),
+                    **t.row(minus_wall=tfidf_s),
+                    "note": "train_cpu_s includes the TF-IDF part; train_wall_s does not",
+                    **base,
+                }
+            )
     return rows
 
 
-OLD_DEFAULT = ({"trainable_layers": 2, "blend_weight": 0.0},
-               {"training_steps": 300, "learning_rate": 1e-4, "weight_decay": 0.01,
-                "warmup_fraction": 0.1})
-FT600 = ({"trainable_layers": 6, "warm_start": False, "blend_weight": 0.0},
-         {"training_steps": 600, "learning_rate": 1e-4, "warmup_fraction": 0.05})
-FT300 = ({"trainable_layers": 6, "warm_start": False, "max_length": 48, "blend_weight": 0.5},
-         {"training_steps": 300, "learning_rate": 2e-4, "warmup_fraction": 0.1,
-          "weight_decay": 0.01})
+OLD_DEFAULT = (
+    {"trainable_layers": 2, "blend_weight": 0.0},
+    {"training_steps": 300, "learning_rate": 1e-4, "weight_decay": 0.01, "warmup_fraction": 0.1},
+)
+FT600 = (
+    {"trainable_layers": 6, "warm_start": False, "blend_weight": 0.0},
+    {"training_steps": 600, "learning_rate": 1e-4, "warmup_fraction": 0.05},
+)
+FT300 = (
+    {"trainable_layers": 6, "warm_start": False, "max_length": 48, "blend_weight": 0.5},
+    {"training_steps": 300, "learning_rate": 2e-4, "warmup_fraction": 0.1, "weight_decay": 0.01},
+)
 
 
 def run(args) -> None:
@@ -198,12 +237,18 @@ def run(args) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def write(dataset: str, n: dict, row: dict) -> None:
-        row = {"dataset": dataset, **n, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-               "note": args.note, **row}
+        row = {
+            "dataset": dataset,
+            **n,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "note": args.note,
+            **row,
+        }
         with open(out, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
-        print(json.dumps({k: v for k, v in row.items() if k not in {"recipe", "stages"}}),
-              flush=True)
+        print(
+            json.dumps({k: v for k, v in row.items() if k not in {"recipe", "stages"}}), flush=True
+        )
 
     cache: dict[str, dict] = {}
 
@@ -218,11 +263,14 @@ def run(args) -> None:
         write("massive_en", n, tfidf_row(d, 5.0))
     if "frozen" in args.rows:
         write("massive_en", n, frozen_row(d))
-    named = {"old-default": ("service default before issue 10 (top 2 layers, 300 x 32, lr 1e-4)",
-                             OLD_DEFAULT),
-             "ft600": ("all layers fine-tuned, 600 x 32, lr 1e-4", FT600),
-             "ft300": ("all layers fine-tuned, 300 x 32, lr 2e-4, 10% warm-up, + 50/50 TF-IDF",
-                       FT300)}
+    named = {
+        "old-default": (
+            "service default before issue 10 (top 2 layers, 300 x 32, lr 1e-4)",
+            OLD_DEFAULT,
+        ),
+        "ft600": ("all layers fine-tuned, 600 x 32, lr 1e-4", FT600),
+        "ft300": ("all layers fine-tuned, 300 x 32, lr 2e-4, 10% warm-up, + 50/50 TF-IDF", FT300),
+    }
     for key, (label, (tkw, ckw)) in named.items():
         if key in args.rows:
             for row in encoder_rows(d, label, tkw, ckw, 0):
@@ -238,14 +286,18 @@ def run(args) -> None:
 
 
 def table(path: Path) -> str:
-    lines = ["| data set | method | seed | test acc. | macro-F1 | wall s | CPU s | CPU s / 2 "
-             "| load 1-min |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| data set | method | seed | test acc. | macro-F1 | wall s | CPU s | CPU s / 2 "
+        "| load 1-min |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for line in path.read_text().splitlines():
         r = json.loads(line)
         lines.append(
             f"| {r['dataset']} | {r['method']} | {r.get('seed', '–')} | {r['test_accuracy']:.2f} "
             f"| {r['macro_f1']:.2f} | {r['train_wall_s']} | {r['train_cpu_s']} | "
-            f"{r['est_2core_s']} | {r['load_before']}→{r['load_after']} |")
+            f"{r['est_2core_s']} | {r['load_before']}→{r['load_after']} |"
+        )
     return "\n".join(lines)
 
 
@@ -253,9 +305,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--other", nargs="*", default=["banking77", "clinc150"],
-                    choices=["banking77", "clinc150"],
-                    help="data sets trained once with the default recipe")
+    ap.add_argument(
+        "--other",
+        nargs="*",
+        default=["banking77", "clinc150"],
+        choices=["banking77", "clinc150"],
+        help="data sets trained once with the default recipe",
+    )
     ap.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--note", default="")

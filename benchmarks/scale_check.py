@@ -57,8 +57,11 @@ def child(path: str, steps: int | None) -> None:
     target = TargetSpec("intent", sorted({label for label, _ in rows}), False)
     trainer = EncoderTrainer(device="cpu")
     d = trainer.defaults
-    config = d if steps is None else TrainConfig(steps, d.learning_rate, d.weight_decay,
-                                                 d.warmup_fraction)
+    config = (
+        d
+        if steps is None
+        else TrainConfig(steps, d.learning_rate, d.weight_decay, d.warmup_fraction)
+    )
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     la, t0 = os.getloadavg()[0], time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,16 +70,33 @@ def child(path: str, steps: int | None) -> None:
         meta = json.loads((Path(tmp) / "classifier.json").read_text())
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    print(json.dumps({
-        "rows": len(rows), "labels": len(target.labels), "steps": config.training_steps,
-        "train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1),
-        "est_2core_s": round(cpu / 2, 1), "peak_rss_mb": round(r1.ru_maxrss / 1024, 1),
-        "load_before": round(la, 2), "load_after": round(os.getloadavg()[0], 2),
-        "frozen_cache": meta["training"]["frozen_cache"],
-        "frozen_cache_mb": meta["training"]["frozen_cache_mb"],
-        "stages": {k: meta["training"][k] for k in ("frozen_pass_seconds", "prepare_seconds",
-                                                    "steps_seconds", "tfidf_seconds")},
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "rows": len(rows),
+                "labels": len(target.labels),
+                "steps": config.training_steps,
+                "train_wall_s": round(wall, 1),
+                "train_cpu_s": round(cpu, 1),
+                "est_2core_s": round(cpu / 2, 1),
+                "peak_rss_mb": round(r1.ru_maxrss / 1024, 1),
+                "load_before": round(la, 2),
+                "load_after": round(os.getloadavg()[0], 2),
+                "frozen_cache": meta["training"]["frozen_cache"],
+                "frozen_cache_mb": meta["training"]["frozen_cache_mb"],
+                "stages": {
+                    k: meta["training"][k]
+                    for k in (
+                        "frozen_pass_seconds",
+                        "prepare_seconds",
+                        "steps_seconds",
+                        "tfidf_seconds",
+                    )
+                },
+            }
+        ),
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -73,12 +73,24 @@ from tqdm import tqdm
 from helpers.fileio import atomic_write, write_json
 from helpers.notebook import notebook_parameters, project_root, read_results
 
-RESULTS = ["status", "accuracy", "macro_f1", "train_seconds", "wall_seconds", "failed_notebook",
-           "error", "worker"]
+RESULTS = [
+    "status",
+    "accuracy",
+    "macro_f1",
+    "train_seconds",
+    "wall_seconds",
+    "failed_notebook",
+    "error",
+    "worker",
+]
 # Torch/BLAS threads of a point's kernel and Classifier Factory; the encoder trainer honours
 # INTENT_TORCH_THREADS (documented in helpers/batch.py and the README).
-THREAD_VARIABLES = ("INTENT_TORCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                    "OPENBLAS_NUM_THREADS")
+THREAD_VARIABLES = (
+    "INTENT_TORCH_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+)
 
 
 class BatchError(ValueError):
@@ -127,8 +139,11 @@ def select_notebooks(selection=None) -> list[Path]:
     prefixes (a list, or comma-separated: ``"01,03"``), in the given order."""
     root = project_root()
     project = sorted(root.glob("notebooks/[0-9][0-9]_*.ipynb")) if root else []
-    items = project if selection is None else (
-        selection.split(",") if isinstance(selection, str) else selection)
+    items = (
+        project
+        if selection is None
+        else (selection.split(",") if isinstance(selection, str) else selection)
+    )
     paths: list[Path] = []
     for item in (str(i).strip() for i in items):
         found = sorted(glob.glob(item)) or [p for p in project if p.name.startswith(item)]
@@ -155,8 +170,9 @@ def check_names(names, declared: dict[Path, list[str]]) -> None:
         if name == "work_dir":
             problems.append("'work_dir' is set by the runner (DIR/<run-name>/)")
         elif name not in known:
-            problems.append(f"unknown parameter {name!r}"
-                            + (f" (did you mean {close[0]!r}?)" if close else ""))
+            problems.append(
+                f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
     if problems:
         listing = "".join(f"\n  {p.name}: {', '.join(n) or '-'}" for p, n in declared.items())
         raise BatchError("; ".join(problems) + ". Parameters per notebook:" + listing)
@@ -194,8 +210,9 @@ def _kernel_manager_class(env: dict, socket_dir: str | None):
     class PointKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             if socket_dir:
-                kwargs.update(transport="ipc", ip=os.path.join(socket_dir, "kernel"),
-                              cache_ports=False)
+                kwargs.update(
+                    transport="ipc", ip=os.path.join(socket_dir, "kernel"), cache_ports=False
+                )
             super().__init__(**kwargs)
 
         async def _async_pre_start_kernel(self, **kw):
@@ -205,17 +222,31 @@ def _kernel_manager_class(env: dict, socket_dir: str | None):
     return PointKernelManager
 
 
-def _run_point(folder: Path, params: dict, notebooks, declared, bar=None, *, worker="local",
-               env=None, on_notebook=None) -> dict:
+def _run_point(
+    folder: Path,
+    params: dict,
+    notebooks,
+    declared,
+    bar=None,
+    *,
+    worker="local",
+    env=None,
+    on_notebook=None,
+) -> dict:
     """Execute the notebooks for one point; write ``status.json`` and return its content.
     ``env`` goes to the kernels (and the services they start); ``on_notebook(path)`` is called
     before each notebook."""
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ["status.json", *(p.name for p in notebooks)]:
         (folder / stale).unlink(missing_ok=True)
-    status = {"status": "ok", "parameters": params, "notebooks": [p.name for p in notebooks],
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "worker": worker,
-              **({"threads": env["INTENT_TORCH_THREADS"]} if env else {})}
+    status = {
+        "status": "ok",
+        "parameters": params,
+        "notebooks": [p.name for p in notebooks],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "worker": worker,
+        **({"threads": env["INTENT_TORCH_THREADS"]} if env else {}),
+    }
     start = time.perf_counter()
     # IPC sockets need a short path (108 bytes), so not under a deep --out
     socket_dir = None if os.name == "nt" else tempfile.mkdtemp(prefix="batch-kernel-")
@@ -228,12 +259,21 @@ def _run_point(folder: Path, params: dict, notebooks, declared, bar=None, *, wor
         if on_notebook:
             on_notebook(path)
         try:
-            pm.execute_notebook(str(path), str(folder / path.name), parameters=nb_params,
-                                cwd=str(path.parent), kernel_name="python3", progress_bar=False,
-                                **engine)
+            pm.execute_notebook(
+                str(path),
+                str(folder / path.name),
+                parameters=nb_params,
+                cwd=str(path.parent),
+                kernel_name="python3",
+                progress_bar=False,
+                **engine,
+            )
         except Exception as exc:  # record it, go on with the next point
-            text = (f"{exc.ename}: {exc.evalue}" if isinstance(exc, pm.PapermillExecutionError)
-                    else f"{type(exc).__name__}: {exc}")
+            text = (
+                f"{exc.ename}: {exc.evalue}"
+                if isinstance(exc, pm.PapermillExecutionError)
+                else f"{type(exc).__name__}: {exc}"
+            )
             error = [line for line in text.splitlines() if line.strip()][-1]
             status.update(status="failed", failed_notebook=path.name, error=error)
             if bar is not None:
@@ -255,9 +295,15 @@ def _write_status(folder: Path, status: dict) -> None:
     write_json(folder / "status.json", status)  # atomic: a status.json is always complete
 
 
-def run_batch(out_dir, grid: dict | None = None, fixed: dict | None = None, notebooks=None,
-              progress: bool = True, workers: int = 1, cluster: str | None = None
-              ) -> pd.DataFrame:
+def run_batch(
+    out_dir,
+    grid: dict | None = None,
+    fixed: dict | None = None,
+    notebooks=None,
+    progress: bool = True,
+    workers: int = 1,
+    cluster: str | None = None,
+) -> pd.DataFrame:
     """Run ``notebooks`` for every point of ``grid`` (name -> list of values) with the
     ``fixed`` values; write the summary files into ``out_dir`` and return the summary table.
     ``workers`` > 1 runs that many points at once on a local Dask cluster; ``cluster`` (a
@@ -293,8 +339,10 @@ def run_batch(out_dir, grid: dict | None = None, fixed: dict | None = None, note
             logger.removeFilter(_quiet_papermill)
         # also after Ctrl-C: finished points as recorded, the others "cancelled"
         cancelled = {"status": "cancelled"}
-        df = pd.DataFrame([rows.get(name) or _row(name, jobs[name], cancelled) for name in jobs],
-                          columns=["run", *grid, *fixed, *RESULTS])
+        df = pd.DataFrame(
+            [rows.get(name) or _row(name, jobs[name], cancelled) for name in jobs],
+            columns=["run", *grid, *fixed, *RESULTS],
+        )
         write_summary(df, out, list(grid))
     return df
 
@@ -302,23 +350,37 @@ def run_batch(out_dir, grid: dict | None = None, fixed: dict | None = None, note
 def _finished(folder: Path, params: dict, notebooks) -> dict | None:
     """The point's ``status.json`` if it records a success with these parameters and notebooks."""
     status = _read_json(folder / "status.json")
-    wanted = {"status": "ok", "notebooks": [p.name for p in notebooks],
-              "parameters": json.loads(json.dumps(params, default=str))}
+    wanted = {
+        "status": "ok",
+        "notebooks": [p.name for p in notebooks],
+        "parameters": json.loads(json.dumps(params, default=str)),
+    }
     return status if all(status.get(k) == v for k, v in wanted.items()) else None
 
 
 def _row(name: str, params: dict, status: dict) -> dict:
-    return {"run": name, **params, **{k: status.get(k) for k in RESULTS},
-            **status.get("results", {})}
+    return {
+        "run": name,
+        **params,
+        **{k: status.get(k) for k in RESULTS},
+        **status.get("results", {}),
+    }
 
 
 def _describe(row: dict, done_earlier: bool) -> str:
-    return (f"{row['run']}: {row['status']}"
-            + (" (done earlier)" if done_earlier else
-               "" if row["wall_seconds"] is None else f" in {row['wall_seconds']:.0f} s")
-            + ("" if done_earlier or row["worker"] in (None, "local") else f" on {row['worker']}")
-            + ("" if row["accuracy"] is None else f", accuracy {row['accuracy']:.3f}")
-            + (f", {row['failed_notebook'] or 'error'}: {row['error']}" if row["error"] else ""))
+    return (
+        f"{row['run']}: {row['status']}"
+        + (
+            " (done earlier)"
+            if done_earlier
+            else ""
+            if row["wall_seconds"] is None
+            else f" in {row['wall_seconds']:.0f} s"
+        )
+        + ("" if done_earlier or row["worker"] in (None, "local") else f" on {row['worker']}")
+        + ("" if row["accuracy"] is None else f", accuracy {row['accuracy']:.3f}")
+        + (f", {row['failed_notebook'] or 'error'}: {row['error']}" if row["error"] else "")
+    )
 
 
 def _run_serial(out: Path, jobs: dict, paths, declared, rows: dict, progress: bool) -> None:
@@ -340,9 +402,11 @@ def _run_serial(out: Path, jobs: dict, paths, declared, rows: dict, progress: bo
 
 # --- Dask: --workers N (a local cluster) or --cluster ADDRESS --------------------------------
 
-DISTRIBUTED_EXTRA = ("--workers N (N > 1) and --cluster need Dask's distributed scheduler, an "
-                     "optional extra: pip install 'intent-classifier-helpers[distributed]' "
-                     "(or `make install` in the checkout)")
+DISTRIBUTED_EXTRA = (
+    "--workers N (N > 1) and --cluster need Dask's distributed scheduler, an "
+    "optional extra: pip install 'intent-classifier-helpers[distributed]' "
+    "(or `make install` in the checkout)"
+)
 
 
 def _cores() -> int:
@@ -367,21 +431,32 @@ def _marker_problem(marker: str, token: str, notebooks: dict[str, str]) -> str |
     except OSError:
         seen = None
     if seen != token:
-        return (f"cannot see {marker} that the client wrote in --out: --out must be on storage "
-                "that the client and every worker share (same path)")
+        return (
+            f"cannot see {marker} that the client wrote in --out: --out must be on storage "
+            "that the client and every worker share (same path)"
+        )
     for path, digest in notebooks.items():
         try:
             same = hashlib.sha1(Path(path).read_bytes()).hexdigest() == digest
         except OSError:
             same = False
         if not same:
-            return (f"does not see the client's {path}: the notebooks must be at the same path "
-                    "on every worker (e.g. the checkout on the shared storage)")
+            return (
+                f"does not see the client's {path}: the notebooks must be at the same path "
+                "on every worker (e.g. the checkout on the shared storage)"
+            )
     return None
 
 
-def _point_task(folder: str, params: dict, notebooks: list, declared: dict, run_id: str,
-                marker: tuple, host_slots: dict) -> dict:
+def _point_task(
+    folder: str,
+    params: dict,
+    notebooks: list,
+    declared: dict,
+    run_id: str,
+    marker: tuple,
+    host_slots: dict,
+) -> dict:
     """Runs on a Dask worker: one point, in its own folder, kernels and Classifier Factory."""
     from distributed import get_worker
     from distributed.comm import get_address_host
@@ -389,8 +464,11 @@ def _point_task(folder: str, params: dict, notebooks: list, declared: dict, run_
     worker = get_worker()
     folder = Path(folder)
     if problem := _marker_problem(*marker):
-        return {"status": "failed", "error": f"worker {worker.address} {problem}",
-                "worker": worker.address}
+        return {
+            "status": "failed",
+            "error": f"worker {worker.address} {problem}",
+            "worker": worker.address,
+        }
     status = _read_json(folder / "status.json")
     if status.get("run_id") == run_id:  # recomputed after its result was lost with a worker
         return status
@@ -398,24 +476,41 @@ def _point_task(folder: str, params: dict, notebooks: list, declared: dict, run_
     earlier = _read_json(running)
     if earlier.get("run_id") == run_id:
         # the scheduler retries a task whose worker died; record the death instead
-        status = {"status": "failed", "parameters": params, "run_id": run_id,
-                  "notebooks": [p.name for p in notebooks], "worker": earlier.get("worker"),
-                  "failed_notebook": earlier.get("notebook"), "results": {},
-                  "error": f"worker {earlier.get('worker')} died while running this point "
-                           f"(pid {earlier.get('pid')}); rerun the command to finish it"}
+        status = {
+            "status": "failed",
+            "parameters": params,
+            "run_id": run_id,
+            "notebooks": [p.name for p in notebooks],
+            "worker": earlier.get("worker"),
+            "failed_notebook": earlier.get("notebook"),
+            "results": {},
+            "error": f"worker {earlier.get('worker')} died while running this point "
+            f"(pid {earlier.get('pid')}); rerun the command to finish it",
+        }
         _write_status(folder, status)
         running.unlink(missing_ok=True)
         return status
     folder.mkdir(parents=True, exist_ok=True)
 
     def on_notebook(path: Path) -> None:
-        record = {"run_id": run_id, "worker": worker.address, "pid": os.getpid(),
-                  "notebook": path.name}
+        record = {
+            "run_id": run_id,
+            "worker": worker.address,
+            "pid": os.getpid(),
+            "notebook": path.name,
+        }
         atomic_write(running, json.dumps(record))
 
     slots = host_slots.get(get_address_host(worker.address)) or worker.state.nthreads
-    status = _run_point(folder, params, notebooks, declared, worker=worker.address,
-                        env=thread_env(slots), on_notebook=on_notebook)
+    status = _run_point(
+        folder,
+        params,
+        notebooks,
+        declared,
+        worker=worker.address,
+        env=thread_env(slots),
+        on_notebook=on_notebook,
+    )
     status["run_id"] = run_id
     _write_status(folder, status)
     running.unlink(missing_ok=True)
@@ -437,15 +532,24 @@ def _dask_client(workers: int, cluster: str | None):
             raise BatchError(f"cannot reach the Dask scheduler at {cluster!r}: {exc}") from exc
     # one point per worker at a time (no second point waiting inside a busy worker)
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-        local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                         processes=True, dashboard_address=":0")
+        local = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
     client = distributed.Client(local)
     client._batch_cluster = local  # closed with the client below
     return client
 
 
-def _run_distributed(out: Path, jobs: dict, paths, declared, rows: dict, progress: bool,
-                     workers: int, cluster: str | None) -> None:
+def _run_distributed(
+    out: Path,
+    jobs: dict,
+    paths,
+    declared,
+    rows: dict,
+    progress: bool,
+    workers: int,
+    cluster: str | None,
+) -> None:
     import uuid
 
     client = _dask_client(workers, cluster)
@@ -458,8 +562,11 @@ def _run_distributed(out: Path, jobs: dict, paths, declared, rows: dict, progres
     notebooks = {str(p): hashlib.sha1(p.read_bytes()).hexdigest() for p in paths}
     bar, pending = None, {}
     try:
-        problems = {w: p for w, p in client.run(_marker_problem, str(marker), run_id,
-                                                notebooks).items() if p}
+        problems = {
+            w: p
+            for w, p in client.run(_marker_problem, str(marker), run_id, notebooks).items()
+            if p
+        }
         if problems:
             raise BatchError("; ".join(f"worker {w} {p}" for w, p in problems.items()))
         info = client.scheduler_info(n_workers=-1)["workers"]
@@ -478,9 +585,18 @@ def _run_distributed(out: Path, jobs: dict, paths, declared, rows: dict, progres
                 if progress:
                     bar.write(f"[{bar.n}/{len(jobs)}] " + _describe(rows[name], True))
                 continue
-            future = client.submit(_point_task, str(out / name), params, paths, declared, run_id,
-                                   (str(marker), run_id, notebooks), host_slots,
-                                   key=f"batch-{run_id[:8]}-{name}", pure=False)
+            future = client.submit(
+                _point_task,
+                str(out / name),
+                params,
+                paths,
+                declared,
+                run_id,
+                (str(marker), run_id, notebooks),
+                host_slots,
+                key=f"batch-{run_id[:8]}-{name}",
+                pure=False,
+            )
             pending[future] = name
         while pending:
             try:
@@ -495,16 +611,21 @@ def _run_distributed(out: Path, jobs: dict, paths, declared, rows: dict, progres
                 bar.update(1)
                 if progress:
                     bar.write(f"[{bar.n}/{len(jobs)}] " + _describe(rows[name], False))
-            running = sum(_read_json(out / n / "running.json").get("run_id") == run_id
-                          for n in pending.values())
-            bar.set_postfix_str(f"running {running}, queued {len(pending) - running}, "
-                                f"failed {failed}", refresh=True)
+            running = sum(
+                _read_json(out / n / "running.json").get("run_id") == run_id
+                for n in pending.values()
+            )
+            bar.set_postfix_str(
+                f"running {running}, queued {len(pending) - running}, failed {failed}", refresh=True
+            )
     except KeyboardInterrupt:
         # cancel what is queued; finished points keep their status.json
         left = [f for f in pending if not f.done()]
         client.cancel(left)
-        print(f"\ncancelled {len(left)} unfinished points; finished points are kept in {out}",
-              file=sys.stderr)
+        print(
+            f"\ncancelled {len(left)} unfinished points; finished points are kept in {out}",
+            file=sys.stderr,
+        )
         raise
     finally:
         if bar is not None:
@@ -523,9 +644,16 @@ def _collect(future, folder: Path, params: dict, paths, run_id: str) -> dict:
     except Exception as exc:  # KilledWorker, a lost scheduler, a cancelled task, ...
         running = _read_json(folder / "running.json")
         error = " ".join(f"{type(exc).__name__}: {exc}".split())
-        status = {"status": "failed", "parameters": params, "run_id": run_id, "results": {},
-                  "notebooks": [p.name for p in paths], "error": error,
-                  "worker": running.get("worker"), "failed_notebook": running.get("notebook")}
+        status = {
+            "status": "failed",
+            "parameters": params,
+            "run_id": run_id,
+            "results": {},
+            "notebooks": [p.name for p in paths],
+            "error": error,
+            "worker": running.get("worker"),
+            "failed_notebook": running.get("notebook"),
+        }
         if folder.is_dir():
             _write_status(folder, status)
             (folder / "running.json").unlink(missing_ok=True)
@@ -577,36 +705,66 @@ def write_summary(df: pd.DataFrame, out: Path, swept: list[str]) -> None:
     (out / "summary.md").write_text(
         f"# Batch summary\n\n{len(df)} points: {ok} ok, {len(df) - ok} failed.\n\n"
         f"{markdown_table(df)}\n\n![accuracy against each swept parameter](summary.png)\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.batch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.batch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", required=True, help="folder for the runs and the summary")
-    parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
-                        help="values to sweep (repeat for a cartesian product)")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        dest="fixed", help="a value for every point")
-    parser.add_argument("--notebooks", metavar="GLOB|PREFIXES",
-                        help="globs, paths or name prefixes, comma-separated (default: all)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="run up to N points at once on this machine (default 1: one after "
-                             "another, in this process)")
-    parser.add_argument("--cluster", metavar="ADDRESS",
-                        help="send the points to this Dask scheduler (default: env "
-                             "DASK_SCHEDULER_ADDRESS unless --workers is given); --out must be "
-                             "on storage that the client and the workers share")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="values to sweep (repeat for a cartesian product)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        dest="fixed",
+        help="a value for every point",
+    )
+    parser.add_argument(
+        "--notebooks",
+        metavar="GLOB|PREFIXES",
+        help="globs, paths or name prefixes, comma-separated (default: all)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run up to N points at once on this machine (default 1: one after "
+        "another, in this process)",
+    )
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="send the points to this Dask scheduler (default: env "
+        "DASK_SCHEDULER_ADDRESS unless --workers is given); --out must be "
+        "on storage that the client and the workers share",
+    )
     args = parser.parse_args(argv)
     if args.cluster and args.workers is not None:
-        parser.error("--workers starts a local cluster; with --cluster the scheduler's "
-                     "workers decide how many points run at once")
-    cluster = args.cluster or (None if args.workers is not None
-                               else os.environ.get("DASK_SCHEDULER_ADDRESS") or None)
+        parser.error(
+            "--workers starts a local cluster; with --cluster the scheduler's "
+            "workers decide how many points run at once"
+        )
+    cluster = args.cluster or (
+        None if args.workers is not None else os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    )
     try:
         grid, fixed = _assignments(args.grid, split_values), _assignments(args.fixed, parse_value)
-        df = run_batch(args.out, grid, fixed, args.notebooks, workers=args.workers or 1,
-                       cluster=cluster)
+        df = run_batch(
+            args.out, grid, fixed, args.notebooks, workers=args.workers or 1, cluster=cluster
+        )
     except BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

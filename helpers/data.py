@@ -58,8 +58,9 @@ def scenario_of(label_text: str) -> str:
     return label_text.split("_", 1)[0]
 
 
-def load_raw(data_source: str = HUB_ID, split: str = "train",
-             lang: str | None = None) -> tuple[pd.DataFrame, str]:
+def load_raw(
+    data_source: str = HUB_ID, split: str = "train", lang: str | None = None
+) -> tuple[pd.DataFrame, str]:
     """One split of the source as a DataFrame in the mteb schema, plus a description.
 
     ``data_source`` is the hub id, ``"sample"`` (the bundled offline sample), or a local
@@ -173,8 +174,9 @@ def _read_table(path: Path) -> pd.DataFrame:
     return df
 
 
-def process_labels(df: pd.DataFrame, min_samples: int = 200, max_samples: int = 600,
-                   random_state: int = 42) -> pd.DataFrame:
+def process_labels(
+    df: pd.DataFrame, min_samples: int = 200, max_samples: int = 600, random_state: int = 42
+) -> pd.DataFrame:
     """The seed's ``process_labels``: drop rare intents, cap each intent (same row order)."""
     label_counts = df["label_text"].value_counts()
     labels_to_keep = label_counts[label_counts >= min_samples].index
@@ -275,17 +277,22 @@ def check_examples_per_intent(value) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"examples_per_intent={value!r}: must be a whole number of training "
-                         "examples per intent (0 or None = all), not "
-                         f"{type(value).__name__}")
+        raise ValueError(
+            f"examples_per_intent={value!r}: must be a whole number of training "
+            "examples per intent (0 or None = all), not "
+            f"{type(value).__name__}"
+        )
     if value < 0:
-        raise ValueError(f"examples_per_intent={value}: must be 0 (all) or a positive number of "
-                         "training examples per intent")
+        raise ValueError(
+            f"examples_per_intent={value}: must be 0 (all) or a positive number of "
+            "training examples per intent"
+        )
     return int(value)
 
 
-def subsample_per_intent(df: pd.DataFrame, examples_per_intent: int | None,
-                         seed: int = 42) -> pd.DataFrame:
+def subsample_per_intent(
+    df: pd.DataFrame, examples_per_intent: int | None, seed: int = 42
+) -> pd.DataFrame:
     """At most ``examples_per_intent`` random rows per intent (0/None: all rows), drawn with
     ``seed``. Deterministic and nested: with the same seed, the 8 rows kept per intent are among
     the 16 kept with ``examples_per_intent=16``, so a learning curve only ever adds data.
@@ -310,12 +317,16 @@ def duplicate_report(splits: Splits) -> pd.DataFrame:
     frames = []
     for name in SPLITS:
         df = getattr(splits, name)
-        frames.append(pd.DataFrame({
-            "split": name,
-            "key": df["text"].str.lower().str.split().str.join(" "),
-            "text": df["text"],
-            "label_text": df["label_text"],
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "split": name,
+                    "key": df["text"].str.lower().str.split().str.join(" "),
+                    "text": df["text"],
+                    "label_text": df["label_text"],
+                }
+            )
+        )
     all_rows = pd.concat(frames, ignore_index=True)
     groups = all_rows.groupby("key", sort=True)
     rows = []
@@ -323,13 +334,15 @@ def duplicate_report(splits: Splits) -> pd.DataFrame:
         if len(group) < 2:
             continue
         in_splits = sorted(set(group["split"]), key=SPLITS.index)
-        rows.append({
-            "text": group["text"].iloc[0],
-            "copies": len(group),
-            "splits": "+".join(in_splits),
-            "kind": "across splits" if len(in_splits) > 1 else "within " + in_splits[0],
-            "labels": "/".join(sorted(set(group["label_text"]))),
-        })
+        rows.append(
+            {
+                "text": group["text"].iloc[0],
+                "copies": len(group),
+                "splits": "+".join(in_splits),
+                "kind": "across splits" if len(in_splits) > 1 else "within " + in_splits[0],
+                "labels": "/".join(sorted(set(group["label_text"]))),
+            }
+        )
     return pd.DataFrame(rows, columns=["text", "copies", "splits", "kind", "labels"])
 
 
@@ -367,14 +380,20 @@ def near_duplicates(splits: Splits, check: Sequence[str] = ("validation", "test"
             sa, sb = set(a.split()), set(b.split())
             return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
 
-        frames.append(pd.DataFrame({
-            "split": name,
-            "text": df["text"],
-            "label_text": df["label_text"],
-            "nearest_train_text": train["text"].iloc[best].to_numpy(),
-            "nearest_train_label": train["label_text"].iloc[best].to_numpy(),
-            "similarity": np.round(score, 4),
-            "jaccard": [round(jaccard(a, b), 4) for a, b in zip(norm, nearest_norm, strict=True)],
-            "equal_after_normalising": norm.to_numpy() == nearest_norm,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "split": name,
+                    "text": df["text"],
+                    "label_text": df["label_text"],
+                    "nearest_train_text": train["text"].iloc[best].to_numpy(),
+                    "nearest_train_label": train["label_text"].iloc[best].to_numpy(),
+                    "similarity": np.round(score, 4),
+                    "jaccard": [
+                        round(jaccard(a, b), 4) for a, b in zip(norm, nearest_norm, strict=True)
+                    ],
+                    "equal_after_normalising": norm.to_numpy() == nearest_norm,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)

@@ -38,11 +38,17 @@ def classify_all(
     """
     results: list[dict] = []
     batches = range(0, len(texts), batch_size)
-    bar = tqdm(total=len(texts), unit="utt", file=sys.stdout, disable=not progress,
-               mininterval=1.0, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(texts),
+        unit="utt",
+        file=sys.stdout,
+        disable=not progress,
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
     try:
         for start in batches:
-            batch = list(texts[start:start + batch_size])
+            batch = list(texts[start : start + batch_size])
             for attempt in range(retries + 1):
                 try:
                     response = client.classifiers.classify(model=model, inputs=batch)
@@ -59,15 +65,22 @@ def classify_all(
     return results
 
 
-def predictions_frame(texts: Sequence[str], truth: Sequence[str], scores: Sequence[Mapping],
-                      target: str = "intent") -> pd.DataFrame:
+def predictions_frame(
+    texts: Sequence[str], truth: Sequence[str], scores: Sequence[Mapping], target: str = "intent"
+) -> pd.DataFrame:
     """One row per utterance: true label, predicted label, confidence (top score), correct."""
     rows = []
     for text, true, result in zip(texts, truth, scores, strict=True):
         label_scores = result[target]
         predicted = max(label_scores, key=label_scores.get)
-        rows.append({"text": text, "true": true, "predicted": predicted,
-                     "confidence": float(label_scores[predicted])})
+        rows.append(
+            {
+                "text": text,
+                "true": true,
+                "predicted": predicted,
+                "confidence": float(label_scores[predicted]),
+            }
+        )
     df = pd.DataFrame(rows)
     df["correct"] = df["true"] == df["predicted"]
     return df
@@ -84,8 +97,9 @@ def summary_metrics(df: pd.DataFrame) -> dict:
 def per_label_table(df: pd.DataFrame) -> pd.DataFrame:
     """Precision, recall, F1 and support per label, worst F1 first."""
     labels = sorted(set(df["true"]) | set(df["predicted"]))
-    report = classification_report(df["true"], df["predicted"], labels=labels,
-                                   output_dict=True, zero_division=0)
+    report = classification_report(
+        df["true"], df["predicted"], labels=labels, output_dict=True, zero_division=0
+    )
     table = pd.DataFrame({label: report[label] for label in labels}).T
     table["support"] = table["support"].astype(int)
     return table.sort_values(["f1-score", "support"]).round(3)
@@ -101,10 +115,13 @@ def confused_pairs(df: pd.DataFrame, top: int = 5, examples: int = 2) -> pd.Data
     wrong = df[~df["correct"]]
     if wrong.empty:
         return pd.DataFrame(columns=["true", "predicted", "errors", "examples"])
-    pairs = (wrong.groupby(["true", "predicted"]).agg(errors=("text", "size"),
-                                                       examples=("text", list))
-             .reset_index().sort_values(["errors", "true", "predicted"],
-                                        ascending=[False, True, True]).head(top))
+    pairs = (
+        wrong.groupby(["true", "predicted"])
+        .agg(errors=("text", "size"), examples=("text", list))
+        .reset_index()
+        .sort_values(["errors", "true", "predicted"], ascending=[False, True, True])
+        .head(top)
+    )
     pairs["examples"] = pairs["examples"].map(lambda xs: " | ".join(sorted(xs)[:examples]))
     return pairs.reset_index(drop=True)
 
@@ -114,8 +131,13 @@ def threshold_table(df: pd.DataFrame, steps: int = 100) -> pd.DataFrame:
     rows = []
     for threshold in np.linspace(0, 1, steps + 1)[:-1]:
         routed = df[df["confidence"] >= threshold]
-        rows.append({"threshold": round(float(threshold), 4), "coverage": len(routed) / len(df),
-                     "accuracy": float(routed["correct"].mean()) if len(routed) else np.nan})
+        rows.append(
+            {
+                "threshold": round(float(threshold), 4),
+                "coverage": len(routed) / len(df),
+                "accuracy": float(routed["correct"].mean()) if len(routed) else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -126,8 +148,12 @@ def threshold_for_precision(df: pd.DataFrame, precision: float = 0.95) -> dict:
     if ok.empty:
         return {"precision": precision, "threshold": None, "coverage": 0.0}
     best = ok.iloc[0]
-    return {"precision": precision, "threshold": float(best["threshold"]),
-            "coverage": float(best["coverage"]), "accuracy": float(best["accuracy"])}
+    return {
+        "precision": precision,
+        "threshold": float(best["threshold"]),
+        "coverage": float(best["coverage"]),
+        "accuracy": float(best["accuracy"]),
+    }
 
 
 def apply_threshold(df: pd.DataFrame, threshold: float | None) -> dict:
@@ -135,9 +161,12 @@ def apply_threshold(df: pd.DataFrame, threshold: float | None) -> dict:
     if threshold is None:
         return {"threshold": None, "coverage": 0.0, "accuracy": float("nan"), "routed": 0}
     routed = df[df["confidence"] >= threshold]
-    return {"threshold": float(threshold), "coverage": len(routed) / len(df) if len(df) else 0.0,
-            "accuracy": float(routed["correct"].mean()) if len(routed) else float("nan"),
-            "routed": int(len(routed))}
+    return {
+        "threshold": float(threshold),
+        "coverage": len(routed) / len(df) if len(df) else 0.0,
+        "accuracy": float(routed["correct"].mean()) if len(routed) else float("nan"),
+        "routed": int(len(routed)),
+    }
 
 
 def _macro_f1(true: np.ndarray, predicted: np.ndarray, n_labels: int) -> float:
@@ -148,8 +177,13 @@ def _macro_f1(true: np.ndarray, predicted: np.ndarray, n_labels: int) -> float:
     return float(np.mean(2 * tp[present] / denominator[present]))
 
 
-def bootstrap_interval(df: pd.DataFrame, metric: str = "accuracy", n_resamples: int = 1000,
-                       level: float = 0.95, seed: int = 0) -> dict:
+def bootstrap_interval(
+    df: pd.DataFrame,
+    metric: str = "accuracy",
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """Percentile bootstrap interval for ``"accuracy"`` or ``"macro_f1"`` of a predictions frame.
 
     Resample the utterances with replacement ``n_resamples`` times, recompute the metric each time,
@@ -168,17 +202,28 @@ def bootstrap_interval(df: pd.DataFrame, metric: str = "accuracy", n_resamples: 
     values = np.empty(n_resamples)
     for i in range(n_resamples):
         idx = rng.integers(0, len(df), len(df))
-        values[i] = (correct[idx].mean() if metric == "accuracy"
-                     else _macro_f1(true[idx], predicted[idx], len(codes)))
-    point = (float(correct.mean()) if metric == "accuracy"
-             else _macro_f1(true, predicted, len(codes)))
+        values[i] = (
+            correct[idx].mean()
+            if metric == "accuracy"
+            else _macro_f1(true[idx], predicted[idx], len(codes))
+        )
+    point = (
+        float(correct.mean()) if metric == "accuracy" else _macro_f1(true, predicted, len(codes))
+    )
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
-    return {"metric": metric, "value": point, "low": float(low), "high": float(high),
-            "level": level, "n": int(len(df))}
+    return {
+        "metric": metric,
+        "value": point,
+        "low": float(low),
+        "high": float(high),
+        "level": level,
+        "n": int(len(df)),
+    }
 
 
-def paired_comparison(correct_a: Sequence[bool], correct_b: Sequence[bool],
-                      n_resamples: int = 2000, seed: int = 0) -> dict:
+def paired_comparison(
+    correct_a: Sequence[bool], correct_b: Sequence[bool], n_resamples: int = 2000, seed: int = 0
+) -> dict:
     """Compare two classifiers on the SAME utterances (accuracy of a minus accuracy of b).
 
     Returns the counts that matter — utterances only ``a`` got right (``only_a``), only ``b``
@@ -189,17 +234,26 @@ def paired_comparison(correct_a: Sequence[bool], correct_b: Sequence[bool],
     a = np.asarray(correct_a, dtype=bool)
     b = np.asarray(correct_b, dtype=bool)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError(f"paired_comparison: need two equal, non-empty 1-D arrays, got "
-                         f"{a.shape} and {b.shape}")
+        raise ValueError(
+            f"paired_comparison: need two equal, non-empty 1-D arrays, got {a.shape} and {b.shape}"
+        )
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     p_value = mcnemar_exact(only_a, only_b)
     rng = np.random.default_rng(seed)
     diff = a.astype(float) - b.astype(float)
     boots = np.array([diff[rng.integers(0, len(a), len(a))].mean() for _ in range(n_resamples)])
     low, high = np.quantile(boots, [0.025, 0.975])
-    return {"n": int(len(a)), "accuracy_a": float(a.mean()), "accuracy_b": float(b.mean()),
-            "difference": float(diff.mean()), "only_a": only_a, "only_b": only_b,
-            "mcnemar_p": p_value, "low": float(low), "high": float(high)}
+    return {
+        "n": int(len(a)),
+        "accuracy_a": float(a.mean()),
+        "accuracy_b": float(b.mean()),
+        "difference": float(diff.mean()),
+        "only_a": only_a,
+        "only_b": only_b,
+        "mcnemar_p": p_value,
+        "low": float(low),
+        "high": float(high),
+    }
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:

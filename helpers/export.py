@@ -50,8 +50,10 @@ def _resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
     else:
         path = Path(data_dir).expanduser().resolve()
     if not (path / "factory.sqlite3").is_file():
-        raise ExportError(f"{path}: not a Classifier Factory data folder (no factory.sqlite3); "
-                          "pass the folder the service was started with (--data-dir)")
+        raise ExportError(
+            f"{path}: not a Classifier Factory data folder (no factory.sqlite3); "
+            "pass the folder the service was started with (--data-dir)"
+        )
     return path
 
 
@@ -85,24 +87,43 @@ def _find(store, folder: Path, model_id: str) -> tuple[dict, Path]:
         if job is None:  # an ft id whose job has not finished yet ends with the job id's prefix
             prefix = model_id.rsplit(":", 1)[-1]
             if model_id.startswith("ft:") and len(prefix) == 8:
-                job = next((j for j in store.jobs_with_status(
-                    ["QUEUED", "VALIDATING", "VALIDATED", "RUNNING", "CANCELLATION_REQUESTED",
-                     "FAILED", "FAILED_VALIDATION", "CANCELLED"])
-                    if _field(j, "id").startswith(prefix)), None)
+                job = next(
+                    (
+                        j
+                        for j in store.jobs_with_status(
+                            [
+                                "QUEUED",
+                                "VALIDATING",
+                                "VALIDATED",
+                                "RUNNING",
+                                "CANCELLATION_REQUESTED",
+                                "FAILED",
+                                "FAILED_VALIDATION",
+                                "CANCELLED",
+                            ]
+                        )
+                        if _field(j, "id").startswith(prefix)
+                    ),
+                    None,
+                )
         if job is None:
             known = [_field(m, "id") for m in store.list_models()]
             raise ExportError(
                 f"unknown model {model_id!r} in {folder}; fine-tuned models there: "
-                + (", ".join(known) if known else "none (train one first, lesson 3)"))
+                + (", ".join(known) if known else "none (train one first, lesson 3)")
+            )
         status, job_id = _field(job, "status"), _field(job, "id")
         if status != "SUCCESS" or not _field(job, "fine_tuned_model"):
             raise ExportError(
                 f"model {model_id!r} is not finished: its job {job_id} is {status}; "
-                "export it once the job has status SUCCESS")
+                "export it once the job has status SUCCESS"
+            )
         model = store.get_model(_field(job, "fine_tuned_model"))
         if model is None:
-            raise ExportError(f"job {job_id} succeeded but its model "
-                              f"{_field(job, 'fine_tuned_model')!r} was deleted from {folder}")
+            raise ExportError(
+                f"job {job_id} succeeded but its model "
+                f"{_field(job, 'fine_tuned_model')!r} was deleted from {folder}"
+            )
     model = {k: _field(model, k) for k in ("id", "job_id", "root", "path")}
     path = folder / model["path"]
     if not path.is_dir():
@@ -113,8 +134,13 @@ def _find(store, folder: Path, model_id: str) -> tuple[dict, Path]:
 # -- writing the folder --------------------------------------------------------------------------
 
 
-def export_model(model_id: str, out_dir: str | os.PathLike, *,
-                 data_dir: str | os.PathLike | None = None, quantize: bool = False) -> Path:
+def export_model(
+    model_id: str,
+    out_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    quantize: bool = False,
+) -> Path:
     """Write the self-contained folder for ``model_id`` into ``out_dir``; return its path.
 
     ``data_dir`` is the service's data folder (lessons: ``{work_dir}/factory``; default
@@ -132,15 +158,24 @@ def export_model(model_id: str, out_dir: str | os.PathLike, *,
             manifest = _export_encoder(model_dir, tmp, quantize)
         else:
             if quantize:
-                raise ExportError(f"model {model['id']!r} is a TF-IDF model: int8 quantization "
-                                  "applies to encoder models only")
+                raise ExportError(
+                    f"model {model['id']!r} is a TF-IDF model: int8 quantization "
+                    "applies to encoder models only"
+                )
             manifest = _export_tfidf(model_dir, tmp)
-        manifest = {"format": FORMAT, "model": model["id"], "base_model": model["root"],
-                    "exported_at": int(time.time()), **manifest}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
-                                    encoding="utf-8")
+        manifest = {
+            "format": FORMAT,
+            "model": model["id"],
+            "base_model": model["root"],
+            "exported_at": int(time.time()),
+            **manifest,
+        }
+        (tmp / MANIFEST).write_text(
+            json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         (tmp / "predict.py").write_text(
-            PREDICT_ONNX if manifest["kind"] == "onnx" else PREDICT_TFIDF, encoding="utf-8")
+            PREDICT_ONNX if manifest["kind"] == "onnx" else PREDICT_TFIDF, encoding="utf-8"
+        )
         (tmp / "README.md").write_text(_readme(manifest, tmp), encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
@@ -152,8 +187,15 @@ def export_model(model_id: str, out_dir: str | os.PathLike, *,
 
 
 def _targets(meta_targets: list[dict]) -> list[dict]:
-    return [{"name": t["name"], "labels": list(t["labels"]), "multi_label": bool(t["multi_label"]),
-             "scores": "sigmoid" if t["multi_label"] else "softmax"} for t in meta_targets]
+    return [
+        {
+            "name": t["name"],
+            "labels": list(t["labels"]),
+            "multi_label": bool(t["multi_label"]),
+            "scores": "sigmoid" if t["multi_label"] else "softmax",
+        }
+        for t in meta_targets
+    ]
 
 
 def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
@@ -167,8 +209,10 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
     if meta.get("format") != enc_module.FORMAT:
         raise ExportError(f"{model_dir}/classifier.json: unknown format {meta.get('format')!r}")
     if meta.get("blend"):
-        raise ExportError(f"{model_dir}: this model blends its encoder with another model "
-                          f"({meta['blend']!r}); export supports pure encoder classifiers only")
+        raise ExportError(
+            f"{model_dir}: this model blends its encoder with another model "
+            f"({meta['blend']!r}); export supports pure encoder classifiers only"
+        )
     if meta.get("pooling", "mean") != "mean":
         raise ExportError(f"{model_dir}: pooling {meta['pooling']!r} is not supported (mean only)")
     predictor = enc_module.EncoderPredictor.load(model_dir, precision="fp32")
@@ -190,8 +234,10 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
             pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
             if normalize:
                 pooled = F.normalize(pooled, p=2, dim=-1)
-            return tuple(torch.sigmoid(h(pooled)) if ml else torch.softmax(h(pooled), dim=-1)
-                         for h, ml in zip(self.heads, self.multi, strict=True))
+            return tuple(
+                torch.sigmoid(h(pooled)) if ml else torch.softmax(h(pooled), dim=-1)
+                for h, ml in zip(self.heads, self.multi, strict=True)
+            )
 
     module = Scores().eval()
     outputs = [f"scores_{i}" for i in range(len(predictor.targets))]
@@ -202,9 +248,16 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
     fp32_path = out / "model.onnx"
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
-        torch.onnx.export(module, (ids, mask), str(fp32_path), dynamo=False,
-                          input_names=["input_ids", "attention_mask"], output_names=outputs,
-                          dynamic_axes=axes, opset_version=ONNX_OPSET)
+        torch.onnx.export(
+            module,
+            (ids, mask),
+            str(fp32_path),
+            dynamo=False,
+            input_names=["input_ids", "attention_mask"],
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=ONNX_OPSET,
+        )
     if quantize:
         import logging
 
@@ -216,8 +269,13 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
         root.setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing
         try:
             # one scale per output column, 7-bit weights (no overflow on CPUs without VNNI)
-            quantize_dynamic(str(fp32_path), str(q_path), weight_type=QuantType.QInt8,
-                             per_channel=True, reduce_range=True)
+            quantize_dynamic(
+                str(fp32_path),
+                str(q_path),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                reduce_range=True,
+            )
         finally:
             root.setLevel(level)
         os.replace(q_path, fp32_path)
@@ -225,9 +283,15 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
     targets = _targets(meta["targets"])
     for target, name in zip(targets, outputs, strict=True):
         target["output"] = name
-    return {"kind": "onnx", "weights": "int8" if quantize else "float32",
-            "max_length": int(meta["max_length"]), "encoder": meta.get("encoder"),
-            "pooling": "mean", "normalize": normalize, "targets": targets}
+    return {
+        "kind": "onnx",
+        "weights": "int8" if quantize else "float32",
+        "max_length": int(meta["max_length"]),
+        "encoder": meta.get("encoder"),
+        "pooling": "mean",
+        "normalize": normalize,
+        "targets": targets,
+    }
 
 
 def _write_tokenizer(model_dir: Path, out: Path, max_length: int) -> None:
@@ -255,8 +319,10 @@ def _export_tfidf(model_dir: Path, out: Path) -> dict:
 
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     if config.get("format") != tfidf.FORMAT:
-        raise ExportError(f"{model_dir}: unknown model format {config.get('format')!r} "
-                          f"(export knows {tfidf.FORMAT} and encoder classifiers)")
+        raise ExportError(
+            f"{model_dir}: unknown model format {config.get('format')!r} "
+            f"(export knows {tfidf.FORMAT} and encoder classifiers)"
+        )
     names = list(tfidf._BLOCKS)
     files = [f"vocab_{n}.json" for n in names] + [f"idf_{n}.npy" for n in names]
     files += [f"head_{i}_{p}.npy" for i in range(len(config["targets"])) for p in ("W", "b")]
@@ -264,9 +330,17 @@ def _export_tfidf(model_dir: Path, out: Path) -> dict:
         if not (model_dir / name).exists():
             raise ExportError(f"{model_dir}: {name} is missing (incomplete model folder)")
         shutil.copy2(model_dir / name, out / name)
-    blocks = [{"name": n, "analyzer": tfidf._BLOCKS[n]["analyzer"],
-               "ngram_range": list(tfidf._BLOCKS[n]["ngram_range"]),
-               "lowercase": True, "sublinear_tf": True, "norm": "l2"} for n in names]
+    blocks = [
+        {
+            "name": n,
+            "analyzer": tfidf._BLOCKS[n]["analyzer"],
+            "ngram_range": list(tfidf._BLOCKS[n]["ngram_range"]),
+            "lowercase": True,
+            "sublinear_tf": True,
+            "norm": "l2",
+        }
+        for n in names
+    ]
     targets = _targets(config["targets"])
     for i, target in enumerate(targets):
         target["weights"], target["bias"] = f"head_{i}_W.npy", f"head_{i}_b.npy"
@@ -278,19 +352,24 @@ def _readme(manifest: dict, folder: Path) -> str:
     targets = "\n".join(
         f"- `{t['name']}`: {len(t['labels'])} labels, {t['scores']} scores"
         + (" (a label applies when its score >= 0.5)" if t["multi_label"] else "")
-        for t in manifest["targets"])
+        for t in manifest["targets"]
+    )
     if manifest["kind"] == "onnx":
-        what = (f"`model.onnx`: the encoder and its heads as one ONNX graph "
-                f"({manifest['weights']} weights); `tokenizer.json`: the tokenizer (truncates to "
-                f"{manifest['max_length']} tokens, pads to the longest text of a batch).")
+        what = (
+            f"`model.onnx`: the encoder and its heads as one ONNX graph "
+            f"({manifest['weights']} weights); `tokenizer.json`: the tokenizer (truncates to "
+            f"{manifest['max_length']} tokens, pads to the longest text of a batch)."
+        )
         deps = "onnxruntime tokenizers numpy"
     else:
-        what = ("`vocab_*.json`, `idf_*.npy`: the TF-IDF vocabularies and idf weights (word "
-                "1-2-grams, char_wb 2-5-grams); `head_*_W.npy`, `head_*_b.npy`: the linear heads.")
+        what = (
+            "`vocab_*.json`, `idf_*.npy`: the TF-IDF vocabularies and idf weights (word "
+            "1-2-grams, char_wb 2-5-grams); `head_*_W.npy`, `head_*_b.npy`: the linear heads."
+        )
         deps = "numpy"
-    return f"""# Exported classifier `{manifest['model']}`
+    return f"""# Exported classifier `{manifest["model"]}`
 
-Exported from the local Classifier Factory (base model `{manifest['base_model']}`). This folder
+Exported from the local Classifier Factory (base model `{manifest["base_model"]}`). This folder
 is self-contained ({size:.1f} MB): it needs neither the service nor PyTorch.
 
 ## Files
@@ -431,8 +510,9 @@ class OnnxClassifier:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.pad_id = self.tokenizer.padding["pad_id"] if self.tokenizer.padding else 0
         self.tokenizer.no_padding()
@@ -446,18 +526,20 @@ class OnnxClassifier:
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         results: list[dict] = [{} for _ in texts]
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             width = max(len(ids[i]) for i in idx)
             batch = np.full((len(idx), width), self.pad_id, dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
-                batch[row, :len(ids[i])], mask[row, :len(ids[i])] = ids[i], 1
-            outputs = self.session.run([t["output"] for t in self.targets],
-                                       {"input_ids": batch, "attention_mask": mask})
+                batch[row, : len(ids[i])], mask[row, : len(ids[i])] = ids[i], 1
+            outputs = self.session.run(
+                [t["output"] for t in self.targets], {"input_ids": batch, "attention_mask": mask}
+            )
             for target, scores in zip(self.targets, outputs, strict=True):
                 for row, i in enumerate(idx):
                     results[i][target["name"]] = dict(
-                        zip(target["labels"], scores[row].tolist(), strict=True))
+                        zip(target["labels"], scores[row].tolist(), strict=True)
+                    )
         return results
 
 
@@ -470,23 +552,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.export",
         description="Export a fine-tuned model of the local Classifier Factory to a folder that "
-                    "runs with onnxruntime, tokenizers and numpy only.")
-    parser.add_argument("--data-dir", default=None,
-                        help=f"the service's data folder (default: {DEFAULT_DATA_DIR})")
+        "runs with onnxruntime, tokenizers and numpy only.",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help=f"the service's data folder (default: {DEFAULT_DATA_DIR})"
+    )
     parser.add_argument("model_id", help="fine-tuned model id (ft:classifier:...) or its job id")
     parser.add_argument("out_dir", help="folder to write (replaced if it holds an earlier export)")
-    parser.add_argument("--int8", action="store_true",
-                        help="store int8 weights (ONNX Runtime dynamic quantization)")
+    parser.add_argument(
+        "--int8", action="store_true", help="store int8 weights (ONNX Runtime dynamic quantization)"
+    )
     args = parser.parse_args(argv)
     try:
-        out = export_model(args.model_id, args.out_dir, data_dir=args.data_dir,
-                           quantize=args.int8)
+        out = export_model(args.model_id, args.out_dir, data_dir=args.data_dir, quantize=args.int8)
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6
-    print(f"exported {args.model_id} to {out} ({size:.1f} MB); try: "
-          f"echo 'hello' | python {out / 'predict.py'}")
+    print(
+        f"exported {args.model_id} to {out} ({size:.1f} MB); try: "
+        f"echo 'hello' | python {out / 'predict.py'}"
+    )
     return 0
 
 

@@ -21,8 +21,9 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     elif isinstance(data, (bytes, bytearray, memoryview)):
         payload = bytes(data)
     else:
-        raise TypeError(f"atomic_write({str(path)!r}): data must be bytes or str, "
-                        f"got {type(data).__name__}")
+        raise TypeError(
+            f"atomic_write({str(path)!r}): data must be bytes or str, got {type(data).__name__}"
+        )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -36,8 +37,9 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
 
 def json_text(obj, indent: int | None = 2, sort_keys: bool = False) -> str:
     """``obj`` as JSON text with a final newline (non-JSON values via ``str``)."""
-    return json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=False,
-                      default=str) + "\n"
+    return (
+        json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=False, default=str) + "\n"
+    )
 
 
 def write_json(path: str | os.PathLike, obj, sort_keys: bool = False) -> Path:

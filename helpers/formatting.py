@@ -196,14 +196,22 @@ def iter_lines(arg: FileArg, problems: list[Problem]) -> Iterator[tuple[int, dic
             )
             continue
         for key in duplicates:
-            problems.append(Problem(name, number, key, "duplicate key: the last value is used",
-                                    "warning"))
+            problems.append(
+                Problem(name, number, key, "duplicate key: the last value is used", "warning")
+            )
         bad = _unpaired_surrogate(obj)
         if bad is not None:
             where, column = bad
-            problems.append(Problem(name, number, where, f"unpaired surrogate escape at "
-                                    f"character {column + 1}: the text cannot be encoded as "
-                                    "UTF-8"))
+            problems.append(
+                Problem(
+                    name,
+                    number,
+                    where,
+                    f"unpaired surrogate escape at "
+                    f"character {column + 1}: the text cannot be encoded as "
+                    "UTF-8",
+                )
+            )
             continue
         yield number, obj
 
@@ -226,8 +234,11 @@ def _unpaired_surrogate(value: object, where: str = "") -> tuple[str, int] | Non
         except UnicodeEncodeError as exc:
             return where or "(key)", exc.start
         return None
-    items = value.items() if isinstance(value, dict) else (
-        enumerate(value) if isinstance(value, list) else ())
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else (enumerate(value) if isinstance(value, list) else ())
+    )
     for key, item in items:
         path = f"{where}.{key}" if where else str(key)
         found = _unpaired_surrogate(key, path) if isinstance(key, str) else None
@@ -323,10 +334,16 @@ def validate_training_files(
         train_texts.setdefault(key, (name, number))
         seen = first_labels.setdefault(key, (parsed, name, number))
         if seen[0] != parsed:
-            problems.append(Problem(
-                name, number, "labels",
-                f"same text as {seen[1]} line {seen[2]} with other labels "
-                "(conflicting examples)", "warning"))
+            problems.append(
+                Problem(
+                    name,
+                    number,
+                    "labels",
+                    f"same text as {seen[1]} line {seen[2]} with other labels "
+                    "(conflicting examples)",
+                    "warning",
+                )
+            )
         examples_targets.append((name, number, set(parsed)))
         for target, value in parsed.items():
             info = report.targets.setdefault(target, TargetInfo(target))

@@ -41,8 +41,9 @@ def _assignments(source: str) -> list[tuple[str, ast.expr | None, int]]:
     found = []
     for node in tree.body:
         if isinstance(node, ast.Assign):
-            found += [(t.id, node.value, node.lineno) for t in node.targets
-                      if isinstance(t, ast.Name)]
+            found += [
+                (t.id, node.value, node.lineno) for t in node.targets if isinstance(t, ast.Name)
+            ]
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             found.append((node.target.id, node.value, node.lineno))
     return found
@@ -59,16 +60,19 @@ def parameter_names(source: str) -> list[str]:
 def parameter_defaults(source: str) -> dict[str, tuple[object, str]]:
     """name -> (default value, the comment on its line) for a ``parameters`` cell of literals.
     Raises ``ValueError`` naming the line when a default is not a plain literal."""
-    comments = {tok.start[0]: tok.string for tok in
-                tokenize.generate_tokens(io.StringIO(source).readline)
-                if tok.type == tokenize.COMMENT}
+    comments = {
+        tok.start[0]: tok.string
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    }
     out = {}
     for name, value, line in _assignments(source):
         try:
             out[name] = (ast.literal_eval(value), comments.get(line, ""))
         except ValueError:
             raise ValueError(
-                f"parameters cell, line {line}: {name} is not a plain literal") from None
+                f"parameters cell, line {line}: {name} is not a plain literal"
+            ) from None
     return out
 
 

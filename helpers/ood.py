@@ -22,8 +22,9 @@ IN_SCOPE_RECALL = 0.95
 # -- the out-of-scope pool ----------------------------------------------------------------------
 
 
-def out_of_scope_pool(data_source: str, lang: str, kept: Sequence[str],
-                      in_scope_texts: Sequence[str] = ()) -> pd.DataFrame:
+def out_of_scope_pool(
+    data_source: str, lang: str, kept: Sequence[str], in_scope_texts: Sequence[str] = ()
+) -> pd.DataFrame:
     """Utterances (``text``, ``label_text``) of the intents the cookbook's filter dropped.
 
     Every split the source has (train, validation, test) is read, rows of ``lang`` whose intent
@@ -55,16 +56,23 @@ def split_pool(pool: pd.DataFrame, seed: int = 42, validation_share: float = 0.5
 
     counts = pool["label_text"].value_counts()
     stratify = pool["label_text"] if counts.min() >= 2 else None
-    validation, test = train_test_split(pool, train_size=validation_share, random_state=seed,
-                                        stratify=stratify)
+    validation, test = train_test_split(
+        pool, train_size=validation_share, random_state=seed, stratify=stratify
+    )
     return validation.reset_index(drop=True), test.reset_index(drop=True)
 
 
 # -- talking to the service ----------------------------------------------------------------------
 
 
-def embed_all(client, model: str, texts: Sequence[str], batch_size: int = 256,
-              retries: int = 5, backoff_seconds: float = 1.0) -> np.ndarray:
+def embed_all(
+    client,
+    model: str,
+    texts: Sequence[str],
+    batch_size: int = 256,
+    retries: int = 5,
+    backoff_seconds: float = 1.0,
+) -> np.ndarray:
     """``client.embeddings.create`` over all ``texts`` in batches (retrying 429/5xx): (n, dim)."""
     import time
 
@@ -72,7 +80,7 @@ def embed_all(client, model: str, texts: Sequence[str], batch_size: int = 256,
 
     rows: list[list[float]] = []
     for start in range(0, len(texts), batch_size):
-        batch = [str(t) for t in texts[start:start + batch_size]]
+        batch = [str(t) for t in texts[start : start + batch_size]]
         for attempt in range(retries + 1):
             try:
                 response = client.embeddings.create(model=model, inputs=batch)
@@ -116,8 +124,9 @@ def logits_from_probs(probs: np.ndarray, floor: float = 1e-12) -> np.ndarray:
     return np.log(np.clip(np.asarray(probs, dtype=np.float64), floor, None))
 
 
-def fit_temperature(logits: np.ndarray, labels: Sequence[int],
-                    bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+def fit_temperature(
+    logits: np.ndarray, labels: Sequence[int], bounds: tuple[float, float] = (0.05, 20.0)
+) -> float:
     """The temperature T minimising the negative log-likelihood of ``softmax(logits / T)``."""
     from scipy.optimize import minimize_scalar
 
@@ -130,8 +139,9 @@ def fit_temperature(logits: np.ndarray, labels: Sequence[int],
         p = softmax(z, float(np.exp(log_t)))
         return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-300, None)).mean())
 
-    res = minimize_scalar(nll, bounds=tuple(np.log(bounds)), method="bounded",
-                          options={"xatol": 1e-6})
+    res = minimize_scalar(
+        nll, bounds=tuple(np.log(bounds)), method="bounded", options={"xatol": 1e-6}
+    )
     return float(np.exp(res.x))
 
 
@@ -155,8 +165,9 @@ class Mahalanobis:
         x = np.asarray(x, dtype=np.float64)
         labels = np.asarray(labels)
         if x.ndim != 2 or len(x) != len(labels):
-            raise ValueError(f"x must be (n, dim) with one label per row; got {x.shape} and "
-                             f"{len(labels)} labels")
+            raise ValueError(
+                f"x must be (n, dim) with one label per row; got {x.shape} and {len(labels)} labels"
+            )
         classes = sorted(set(labels.tolist()))
         means = np.stack([x[labels == c].mean(axis=0) for c in classes])
         centred = x - means[np.searchsorted(classes, labels)]
@@ -169,8 +180,7 @@ class Mahalanobis:
         x = np.asarray(x, dtype=np.float64)
         xp = x @ self.precision
         mp = self.means @ self.precision
-        return ((xp * x).sum(1)[:, None] - 2 * xp @ self.means.T
-                + (mp * self.means).sum(1)[None, :])
+        return (xp * x).sum(1)[:, None] - 2 * xp @ self.means.T + (mp * self.means).sum(1)[None, :]
 
     def score(self, x: np.ndarray) -> np.ndarray:
         return -self.distances(x).min(axis=1)
@@ -223,13 +233,18 @@ def at_threshold(threshold: float, in_scores, in_correct, oos_scores) -> dict:
     }
 
 
-def evaluate(name: str, valid_in, valid_oos, test_in, test_oos, test_correct,
-             recall: float = IN_SCOPE_RECALL) -> dict:
+def evaluate(
+    name: str, valid_in, valid_oos, test_in, test_oos, test_correct, recall: float = IN_SCOPE_RECALL
+) -> dict:
     """One method's row: AUROC on validation and test, then the test metrics at the threshold
     chosen on the in-scope validation scores for ``recall`` in-scope recall."""
     t = threshold_for_recall(valid_in, recall)
-    return {"method": name, "valid_auroc": auroc(valid_in, valid_oos),
-            "auroc": auroc(test_in, test_oos), **at_threshold(t, test_in, test_correct, test_oos)}
+    return {
+        "method": name,
+        "valid_auroc": auroc(valid_in, valid_oos),
+        "auroc": auroc(test_in, test_oos),
+        **at_threshold(t, test_in, test_correct, test_oos),
+    }
 
 
 def sweep(in_scores, in_correct, oos_scores, n: int = 200) -> pd.DataFrame:
@@ -242,8 +257,9 @@ def sweep(in_scores, in_correct, oos_scores, n: int = 200) -> pd.DataFrame:
 # -- calibration --------------------------------------------------------------------------------
 
 
-def reliability(confidence: Sequence[float], correct: Sequence[bool],
-                n_bins: int = 10) -> pd.DataFrame:
+def reliability(
+    confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 10
+) -> pd.DataFrame:
     """Per confidence bin: how many predictions, their mean confidence and their accuracy."""
     c = np.asarray(confidence, dtype=np.float64)
     ok = np.asarray(correct, dtype=np.float64)
@@ -252,9 +268,15 @@ def reliability(confidence: Sequence[float], correct: Sequence[bool],
     rows = []
     for b in range(n_bins):
         m = bins == b
-        rows.append({"low": edges[b], "high": edges[b + 1], "count": int(m.sum()),
-                     "confidence": float(c[m].mean()) if m.any() else np.nan,
-                     "accuracy": float(ok[m].mean()) if m.any() else np.nan})
+        rows.append(
+            {
+                "low": edges[b],
+                "high": edges[b + 1],
+                "count": int(m.sum()),
+                "confidence": float(c[m].mean()) if m.any() else np.nan,
+                "accuracy": float(ok[m].mean()) if m.any() else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -285,10 +307,19 @@ def plot_threshold(table: pd.DataFrame, chosen: dict, title: str, ax=None):
     ax.axvline(t, color="grey", ls="--", lw=1)
     for key, marker in (("oos_recall", "o"), ("in_scope_accuracy", "s")):
         ax.plot([t], [chosen[key]], marker, color="black")
-        ax.annotate(f"{chosen[key]:.1%}", (t, chosen[key]), textcoords="offset points",
-                    xytext=(6, -12 if key == "oos_recall" else 6), fontsize=8)
-    ax.set(title=title, xlabel="threshold on the score", ylabel="share of utterances",
-           ylim=(-0.02, 1.05))
+        ax.annotate(
+            f"{chosen[key]:.1%}",
+            (t, chosen[key]),
+            textcoords="offset points",
+            xytext=(6, -12 if key == "oos_recall" else 6),
+            fontsize=8,
+        )
+    ax.set(
+        title=title,
+        xlabel="threshold on the score",
+        ylabel="share of utterances",
+        ylim=(-0.02, 1.05),
+    )
     ax.legend(fontsize=8, loc="lower left")
     return ax
 
@@ -301,10 +332,14 @@ def plot_reliability(tables: dict[str, pd.DataFrame], eces: dict[str, float], ti
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfectly calibrated")
     for name, table in tables.items():
         used = table[table["count"] > 0]
-        ax.plot(used["confidence"], used["accuracy"], "o-",
-                label=f"{name} (ECE {eces[name]:.3f})")
-    ax.set(title=title, xlabel="confidence (max probability)", ylabel="accuracy in the bin",
-           xlim=(0, 1.02), ylim=(0, 1.02))
+        ax.plot(used["confidence"], used["accuracy"], "o-", label=f"{name} (ECE {eces[name]:.3f})")
+    ax.set(
+        title=title,
+        xlabel="confidence (max probability)",
+        ylabel="accuracy in the bin",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+    )
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     plt.close(fig)  # shown once, as the cell's value (like helpers.plots)

@@ -47,8 +47,11 @@ from pathlib import Path
 from helpers import data
 
 STEPS = ("splits", "jsonl", "model")
-PRODUCED_BY = {"splits": "01_explore_data", "jsonl": "02_format_data",
-               "model": "03_train_classifier"}
+PRODUCED_BY = {
+    "splits": "01_explore_data",
+    "jsonl": "02_format_data",
+    "model": "03_train_classifier",
+}
 JSONL_SPLITS = data.SPLITS
 
 
@@ -168,14 +171,18 @@ def _brief(names: list[str]) -> str:
     return ", ".join(folders + [n for n in names if "/" not in n])
 
 
-def _train(work: Path, base_model: str, training_steps: int, learning_rate: float,
-           timeout_minutes: float) -> str:
+def _train(
+    work: Path, base_model: str, training_steps: int, learning_rate: float, timeout_minutes: float
+) -> str:
     """Lesson 03's job on the local service; writes ``job.json`` like lesson 03 does."""
     from helpers import training
 
     client, service = training.connect("local", work)
     job = training.run_job(
-        client, base_model, work / "train.jsonl", work / "validation.jsonl",
+        client,
+        base_model,
+        work / "train.jsonl",
+        work / "validation.jsonl",
         {"training_steps": training_steps, "learning_rate": learning_rate},
         timeout=timeout_minutes * 60,
     )

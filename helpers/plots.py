@@ -31,8 +31,12 @@ def label_distribution(frames: Mapping[str, pd.DataFrame], column: str = "label_
     width = 0.8 / len(frames)
     for k, (name, df) in enumerate(frames.items()):
         share = df[column].value_counts(normalize=True).reindex(order, fill_value=0)
-        ax.bar(x + (k - (len(frames) - 1) / 2) * width, share.values, width,
-               label=f"{name} ({len(df):,} rows)")
+        ax.bar(
+            x + (k - (len(frames) - 1) / 2) * width,
+            share.values,
+            width,
+            label=f"{name} ({len(df):,} rows)",
+        )
     ax.set_xticks(x, order, rotation=75, ha="right")
     ax.set_xlabel(column)
     ax.set_ylabel("share of the split's rows")
@@ -41,18 +45,30 @@ def label_distribution(frames: Mapping[str, pd.DataFrame], column: str = "label_
     return _finish(fig)
 
 
-def length_distribution(frames: Mapping[str, pd.DataFrame], column: str = "text",
-                        mark: float | None = None):
+def length_distribution(
+    frames: Mapping[str, pd.DataFrame], column: str = "text", mark: float | None = None
+):
     """Utterance length in words per split, as outlined (step) histograms that stay readable."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
     longest = max(int(df[column].str.split().str.len().max()) for df in frames.values())
     bins = np.arange(0.5, longest + 1.5)
     for name, df in frames.items():
-        ax.hist(df[column].str.split().str.len(), bins=bins, density=True, histtype="step",
-                linewidth=1.8, label=name)
+        ax.hist(
+            df[column].str.split().str.len(),
+            bins=bins,
+            density=True,
+            histtype="step",
+            linewidth=1.8,
+            label=name,
+        )
     if mark is not None:
-        ax.axvline(mark, color="black", linestyle="--", linewidth=1,
-                   label=f"training median ({mark:g} words)")
+        ax.axvline(
+            mark,
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"training median ({mark:g} words)",
+        )
     ax.set_xlabel("words per utterance")
     ax.set_ylabel("share of the split's rows")
     ax.set_title("Utterance length per split")
@@ -70,8 +86,12 @@ def smooth(values: Sequence[float], weight: float = 0.6) -> np.ndarray:
     return np.asarray(out)
 
 
-def loss_curves(checkpoints: Sequence[Mapping], smoothing: float = 0.6,
-                start: tuple[float, float] | None = None, batch_size: int | None = None):
+def loss_curves(
+    checkpoints: Sequence[Mapping],
+    smoothing: float = 0.6,
+    start: tuple[float, float] | None = None,
+    batch_size: int | None = None,
+):
     """Train and validation loss from a job's checkpoints (given newest first, as the API does).
 
     Each checkpoint's ``train_loss`` is the loss of ONE batch, so it is noisy: the dots show the
@@ -84,23 +104,43 @@ def loss_curves(checkpoints: Sequence[Mapping], smoothing: float = 0.6,
     train = [c["metrics"].get("train_loss") for c in points]
     batch = f"one batch of {batch_size}" if batch_size else "one batch"
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    ax.plot(steps, train, linestyle="none", marker=".", color="tab:blue", alpha=0.5,
-            label=f"training loss at the checkpoint ({batch})")
+    ax.plot(
+        steps,
+        train,
+        linestyle="none",
+        marker=".",
+        color="tab:blue",
+        alpha=0.5,
+        label=f"training loss at the checkpoint ({batch})",
+    )
     if len(train) > 1:
-        ax.plot(steps, smooth(train, smoothing), color="tab:blue",
-                label=f"training loss, smoothed (moving average, weight {smoothing})")
+        ax.plot(
+            steps,
+            smooth(train, smoothing),
+            color="tab:blue",
+            label=f"training loss, smoothed (moving average, weight {smoothing})",
+        )
     valid = [(s, c["metrics"].get("valid_loss")) for s, c in zip(steps, points, strict=True)]
     valid = [(s, v) for s, v in valid if v is not None]
     if start is not None:
         valid = [start, *valid]
     if valid:
-        ax.plot(*zip(*valid, strict=True), marker="o", color="tab:orange",
-                label="validation loss (whole validation file)")
+        ax.plot(
+            *zip(*valid, strict=True),
+            marker="o",
+            color="tab:orange",
+            label="validation loss (whole validation file)",
+        )
     if start is not None:
         ax.plot(*start, marker="*", markersize=14, color="tab:orange", linestyle="none")
-        ax.annotate("step 0: warm-started head\n(before any training step)", start,
-                    xytext=(25, -45), textcoords="offset points", fontsize=8,
-                    arrowprops={"arrowstyle": "->"})
+        ax.annotate(
+            "step 0: warm-started head\n(before any training step)",
+            start,
+            xytext=(25, -45),
+            textcoords="offset points",
+            fontsize=8,
+            arrowprops={"arrowstyle": "->"},
+        )
     ax.set_xlabel("training step (one step = one batch)")
     ax.set_ylabel("loss (cross-entropy, lower is better)")
     ax.set_title("Training and validation loss")
@@ -129,21 +169,38 @@ def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], normalize: bool 
     return _finish(fig)
 
 
-def confidence_histogram(confidence: Sequence[float], correct: Sequence[bool],
-                         mark: float | None = None, what: str = "test utterances"):
+def confidence_histogram(
+    confidence: Sequence[float],
+    correct: Sequence[bool],
+    mark: float | None = None,
+    what: str = "test utterances",
+):
     """Top-score distribution, split by whether the prediction was right (log count axis)."""
     confidence, correct = np.asarray(confidence), np.asarray(correct, dtype=bool)
     fig, ax = plt.subplots(figsize=(8, 3.5))
     bins = np.linspace(0, 1, 21)
     ax.hist(confidence[correct], bins=bins, alpha=0.35, color="tab:blue")
-    ax.hist(confidence[correct], bins=bins, histtype="step", linewidth=1.8, color="tab:blue",
-            label=f"correct ({correct.sum()})")
+    ax.hist(
+        confidence[correct],
+        bins=bins,
+        histtype="step",
+        linewidth=1.8,
+        color="tab:blue",
+        label=f"correct ({correct.sum()})",
+    )
     ax.hist(confidence[~correct], bins=bins, alpha=0.35, color="tab:red")
-    ax.hist(confidence[~correct], bins=bins, histtype="step", linewidth=1.8, color="tab:red",
-            label=f"wrong ({(~correct).sum()})")
+    ax.hist(
+        confidence[~correct],
+        bins=bins,
+        histtype="step",
+        linewidth=1.8,
+        color="tab:red",
+        label=f"wrong ({(~correct).sum()})",
+    )
     if mark is not None:
-        ax.axvline(mark, color="black", linestyle="--", linewidth=1,
-                   label=f"chosen threshold {mark:.3f}")
+        ax.axvline(
+            mark, color="black", linestyle="--", linewidth=1, label=f"chosen threshold {mark:.3f}"
+        )
     ax.set_xlabel("confidence (top score)")
     ax.set_ylabel(f"{what} (log scale)")
     ax.set_yscale("log")
@@ -152,33 +209,64 @@ def confidence_histogram(confidence: Sequence[float], correct: Sequence[bool],
     return _finish(fig)
 
 
-def threshold_curve(table: pd.DataFrame, target_precision: float | None = None,
-                    chosen: Mapping | None = None, other: pd.DataFrame | None = None,
-                    names: tuple[str, str] = ("validation", "test")):
+def threshold_curve(
+    table: pd.DataFrame,
+    target_precision: float | None = None,
+    chosen: Mapping | None = None,
+    other: pd.DataFrame | None = None,
+    names: tuple[str, str] = ("validation", "test"),
+):
     """Accuracy of auto-routed traffic and its share, as the confidence threshold rises.
 
     ``table`` is drawn solid (the split the threshold is chosen on), ``other`` dashed (the split
     it is then applied to); ``chosen`` (``threshold``, ``accuracy``, ``coverage``) is marked.
     """
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    ax.plot(table["threshold"], table["accuracy"], color="tab:blue",
-            label=f"accuracy on routed utterances ({names[0]})")
-    ax.plot(table["threshold"], table["coverage"], color="tab:green",
-            label=f"share of traffic routed ({names[0]})")
+    ax.plot(
+        table["threshold"],
+        table["accuracy"],
+        color="tab:blue",
+        label=f"accuracy on routed utterances ({names[0]})",
+    )
+    ax.plot(
+        table["threshold"],
+        table["coverage"],
+        color="tab:green",
+        label=f"share of traffic routed ({names[0]})",
+    )
     if other is not None:
-        ax.plot(other["threshold"], other["accuracy"], color="tab:blue", linestyle=":",
-                label=f"accuracy on routed ({names[1]})")
-        ax.plot(other["threshold"], other["coverage"], color="tab:green", linestyle=":",
-                label=f"share routed ({names[1]})")
+        ax.plot(
+            other["threshold"],
+            other["accuracy"],
+            color="tab:blue",
+            linestyle=":",
+            label=f"accuracy on routed ({names[1]})",
+        )
+        ax.plot(
+            other["threshold"],
+            other["coverage"],
+            color="tab:green",
+            linestyle=":",
+            label=f"share routed ({names[1]})",
+        )
     if target_precision is not None:
-        ax.axhline(target_precision, color="grey", linestyle="--", linewidth=1,
-                   label=f"{target_precision:.0%} target")
+        ax.axhline(
+            target_precision,
+            color="grey",
+            linestyle="--",
+            linewidth=1,
+            label=f"{target_precision:.0%} target",
+        )
     if chosen is not None and chosen.get("threshold") is not None:
         t = chosen["threshold"]
         ax.axvline(t, color="black", linewidth=1)
         ax.plot([t, t], [chosen["accuracy"], chosen["coverage"]], "ko")
-        ax.annotate(f"chosen threshold {t:.3f}", (t, chosen["coverage"]), xytext=(8, -28),
-                    textcoords="offset points")
+        ax.annotate(
+            f"chosen threshold {t:.3f}",
+            (t, chosen["coverage"]),
+            xytext=(8, -28),
+            textcoords="offset points",
+        )
     ax.set_xlabel("confidence threshold")
     ax.set_ylabel("share (0 to 1)")
     ax.set_ylim(0, 1.02)
@@ -187,8 +275,9 @@ def threshold_curve(table: pd.DataFrame, target_precision: float | None = None,
     return _finish(fig)
 
 
-def metric_bars(values: Mapping[str, float], title: str, xlabel: str = "accuracy",
-                ylabel: str = "model"):
+def metric_bars(
+    values: Mapping[str, float], title: str, xlabel: str = "accuracy", ylabel: str = "model"
+):
     """Horizontal bars comparing a few numbers (e.g. models or targets)."""
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(values) + 1.5))
     names = list(values)
@@ -203,8 +292,14 @@ def metric_bars(values: Mapping[str, float], title: str, xlabel: str = "accuracy
     return _finish(fig)
 
 
-def overlaid_histograms(samples: Mapping[str, Sequence[float]], xlabel: str, ylabel: str,
-                        title: str, bins: int | Sequence[float] = 30, mark_means: bool = True):
+def overlaid_histograms(
+    samples: Mapping[str, Sequence[float]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    bins: int | Sequence[float] = 30,
+    mark_means: bool = True,
+):
     """Several distributions on one axis, as outlined (step) histograms with a light fill."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -213,8 +308,15 @@ def overlaid_histograms(samples: Mapping[str, Sequence[float]], xlabel: str, yla
         color = colors[k % len(colors)]
         weights = np.full(len(values), 1 / max(1, len(values)))  # bar height = share of values
         ax.hist(values, bins=bins, weights=weights, alpha=0.2, color=color)
-        ax.hist(values, bins=bins, weights=weights, histtype="step", linewidth=1.8, color=color,
-                label=f"{name} (mean {values.mean():.2f}, dashed)")
+        ax.hist(
+            values,
+            bins=bins,
+            weights=weights,
+            histtype="step",
+            linewidth=1.8,
+            color=color,
+            label=f"{name} (mean {values.mean():.2f}, dashed)",
+        )
         if mark_means:
             ax.axvline(values.mean(), color=color, linestyle="--", linewidth=1)
     ax.set_xlabel(xlabel)
@@ -224,9 +326,14 @@ def overlaid_histograms(samples: Mapping[str, Sequence[float]], xlabel: str, yla
     return _finish(fig)
 
 
-def learning_curve(df: pd.DataFrame, metric: str = "accuracy", x: str = "examples_per_intent",
-                   hue: str = "method", mark: Mapping[str, float] | None = None,
-                   title: str | None = None):
+def learning_curve(
+    df: pd.DataFrame,
+    metric: str = "accuracy",
+    x: str = "examples_per_intent",
+    hue: str = "method",
+    mark: Mapping[str, float] | None = None,
+    title: str | None = None,
+):
     """Mean of ``metric`` (line) and its spread over seeds (band: min to max) against ``x``.
 
     ``x == 0`` means "all training rows" and is drawn at the right end (at the mean number of
@@ -240,26 +347,37 @@ def learning_curve(df: pd.DataFrame, metric: str = "accuracy", x: str = "example
     full = data[x] == 0
     at = None
     if full.any():
-        at = float(round(data.loc[full, "rows_per_intent"].mean()) if "rows_per_intent" in data
-                   else 2 * data.loc[~full, x].max())
+        at = float(
+            round(data.loc[full, "rows_per_intent"].mean())
+            if "rows_per_intent" in data
+            else 2 * data.loc[~full, x].max()
+        )
         data.loc[full, x] = at
     for name, group in data.groupby(hue, sort=False):
         stats = group.groupby(x)[metric].agg(["mean", "min", "max"]).sort_index()
-        line, = ax.plot(stats.index, stats["mean"], marker="o", label=name)
-        ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2,
-                        color=line.get_color())
+        (line,) = ax.plot(stats.index, stats["mean"], marker="o", label=name)
+        ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2, color=line.get_color())
         point = None if not mark or name not in mark else (at if mark[name] == 0 else mark[name])
         if point is not None and point in stats.index:
-            ax.plot([point], [stats.loc[point, "mean"]], marker="o", markersize=14,
-                    markerfacecolor="none", color=line.get_color())
+            ax.plot(
+                [point],
+                [stats.loc[point, "mean"]],
+                marker="o",
+                markersize=14,
+                markerfacecolor="none",
+                color=line.get_color(),
+            )
     ticks = sorted(data[x].unique())
     ax.set_xscale("log", base=2)
     ax.set_xticks(ticks)
     ax.set_xticklabels([f"all (~{t:g})" if t == at else f"{t:g}" for t in ticks])
     ax.set_xlabel("training examples per intent (log scale)")
     ax.set_ylabel(metric.replace("_", "-"))
-    ax.set_title(title or f"Learning curve: {metric.replace('_', '-')} vs labelled examples "
-                 "(line: mean over seeds, band: min-max)")
+    ax.set_title(
+        title
+        or f"Learning curve: {metric.replace('_', '-')} vs labelled examples "
+        "(line: mean over seeds, band: min-max)"
+    )
     ax.grid(alpha=0.3)
     ax.legend(title=hue)
     return _finish(fig)

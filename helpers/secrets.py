@@ -54,4 +54,3 @@ def get_secret(name: str, prompt: bool = True) -> str | None:
             return None
         return value or None
     return None
-

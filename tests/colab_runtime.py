@@ -35,9 +35,24 @@ PROTECTED = ("torch", "numpy", "pandas", "ipykernel", "ipython")
 # The Colab packages the layer holds: the protected ones, the kernel stack, and every Colab
 # package that our base dependencies name (their own dependencies follow Colab's pins too).
 LAYER = PROTECTED + (
-    "jupyter_client", "nbformat", "pyarrow", "scipy", "matplotlib", "scikit-learn", "datasets",
-    "huggingface_hub", "tqdm", "httpx", "fastapi", "uvicorn", "python-multipart", "pydantic",
-    "transformers", "tokenizers", "safetensors", "sentence-transformers",
+    "jupyter_client",
+    "nbformat",
+    "pyarrow",
+    "scipy",
+    "matplotlib",
+    "scikit-learn",
+    "datasets",
+    "huggingface_hub",
+    "tqdm",
+    "httpx",
+    "fastapi",
+    "uvicorn",
+    "python-multipart",
+    "pydantic",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "sentence-transformers",
 )
 
 
@@ -74,28 +89,40 @@ def python313() -> str:
     candidates = [os.environ.get("COLAB_PYTHON"), shutil.which("python3.13"), *PYTHON_313[1:]]
     for candidate in filter(None, candidates):
         try:
-            ok = subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == "
-                                 "(3, 13)"], capture_output=True).returncode == 0
+            ok = (
+                subprocess.run(
+                    [candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 13)"],
+                    capture_output=True,
+                ).returncode
+                == 0
+            )
         except OSError:
             ok = False
         if ok:
             return candidate
-    raise RuntimeError("the Colab simulation needs Python 3.13 (Colab's version): install it "
-                       "(e.g. `pyenv install 3.13`) or point $COLAB_PYTHON at one")
+    raise RuntimeError(
+        "the Colab simulation needs Python 3.13 (Colab's version): install it "
+        "(e.g. `pyenv install 3.13`) or point $COLAB_PYTHON at one"
+    )
 
 
 def clean_env() -> dict[str, str]:
     """This process's environment without what would leak the checkout into a Colab venv."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"))
+    }
 
 
 def run(cmd, **kwargs) -> subprocess.CompletedProcess:
     kwargs.setdefault("env", clean_env())
     result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n"
-                           f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -107,13 +134,17 @@ def constraints() -> list[str]:
     """Every Colab pin as a pip constraint (public versions), except packages that are not on
     PyPI and the CUDA libraries: PyPI's torch is a CUDA build that pins its own."""
     skip = {"google-colab", "jupyter-kernel-gateway", "en-core-web-sm"}
-    return [f"{name}=={public_version(v)}" for name, v in sorted(colab_pins().items())
-            if name not in skip and not name.startswith(("nvidia-", "cuda-", "triton"))]
+    return [
+        f"{name}=={public_version(v)}"
+        for name, v in sorted(colab_pins().items())
+        if name not in skip and not name.startswith(("nvidia-", "cuda-", "triton"))
+    ]
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("INTENT_TUTORIALS_CACHE")
-                or Path.home() / ".cache" / "intent-tutorials")
+    return Path(
+        os.environ.get("INTENT_TUTORIALS_CACHE") or Path.home() / ".cache" / "intent-tutorials"
+    )
 
 
 def layer(log=print) -> Path:
@@ -136,11 +167,30 @@ def layer(log=print) -> Path:
         run([python, "-m", "venv", final])
         constraint_file = final / "colab-constraints.txt"
         constraint_file.write_text("\n".join(constraints()) + "\n", encoding="utf-8")
-        run([final / "bin" / "python", "-m", "pip", "install", "--quiet",
-             "-c", constraint_file, *wanted])
-        (final / "READY").write_text(json.dumps({
-            "python": version, "packages": wanted, "seconds": round(time.monotonic() - start),
-        }, indent=2) + "\n", encoding="utf-8")
+        run(
+            [
+                final / "bin" / "python",
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "-c",
+                constraint_file,
+                *wanted,
+            ]
+        )
+        (final / "READY").write_text(
+            json.dumps(
+                {
+                    "python": version,
+                    "packages": wanted,
+                    "seconds": round(time.monotonic() - start),
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         log(f"built in {time.monotonic() - start:.0f} s")
         return final
 
@@ -149,8 +199,9 @@ def fresh_venv(path: Path, base: Path) -> Path:
     """A new Python 3.13 venv at ``path`` that sees ``base``'s packages as preinstalled."""
     run([python313(), "-m", "venv", path])
     pth = site_packages(path) / "00_colab_preinstalled.pth"
-    pth.write_text(f"import site; site.addsitedir({str(site_packages(base))!r})\n",
-                   encoding="utf-8")
+    pth.write_text(
+        f"import site; site.addsitedir({str(site_packages(base))!r})\n", encoding="utf-8"
+    )
     return path
 
 

@@ -27,8 +27,15 @@ def write_mteb_folder(folder: Path, counts: dict[str, int], langs=("en", "fr"), 
             for label in labels:
                 for j in range(max(1, int(counts[label] * share))):
                     text = f"{rng.choice(words)} {label.replace('_', ' ')} number {j} {lang}"
-                    rows.append({"id": f"{lang}-{split}-{len(rows)}", "label": labels.index(label),
-                                 "label_text": label, "text": text, "lang": lang})
+                    rows.append(
+                        {
+                            "id": f"{lang}-{split}-{len(rows)}",
+                            "label": labels.index(label),
+                            "label_text": label,
+                            "text": text,
+                            "lang": lang,
+                        }
+                    )
         rng.shuffle(rows)
         with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as f:
             for row in rows:
@@ -45,6 +52,11 @@ def massive_like(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_massive_like(tmp_path_factory) -> Path:
     """A small MASSIVE-shaped folder for fast end-to-end runs: 4 intents × 100 rows (+ 1 rare)."""
-    counts = {"alarm_set": 100, "alarm_query": 100, "play_music": 100, "weather_query": 100,
-              "rare_intent": 20}
+    counts = {
+        "alarm_set": 100,
+        "alarm_query": 100,
+        "play_music": 100,
+        "weather_query": 100,
+        "rare_intent": 20,
+    }
     return write_mteb_folder(tmp_path_factory.mktemp("small_massive_like"), counts, langs=("en",))

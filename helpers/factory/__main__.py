@@ -50,7 +50,8 @@ def _exit_with_parent(server: uvicorn.Server, pid: int) -> None:
 def _configure_logging(data_dir: Path, level: str) -> None:
     formatter = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     to_file = logging.handlers.RotatingFileHandler(
-        data_dir / "server.log", maxBytes=LOG_BYTES, backupCount=3, encoding="utf-8")
+        data_dir / "server.log", maxBytes=LOG_BYTES, backupCount=3, encoding="utf-8"
+    )
     to_file.setFormatter(formatter)
     to_stderr = logging.StreamHandler(sys.stderr)
     to_stderr.setFormatter(formatter)
@@ -64,7 +65,8 @@ def _api_key(args: argparse.Namespace) -> str | None:
     if args.api_key:
         logging.getLogger(__name__).warning(
             "--api-key is visible to every local user in the process list; prefer "
-            "FACTORY_API_KEY or --api-key-file")
+            "FACTORY_API_KEY or --api-key-file"
+        )
         return args.api_key
     if args.api_key_file:
         key = args.api_key_file.read_text(encoding="utf-8").strip()
@@ -76,40 +78,69 @@ def _api_key(args: argparse.Namespace) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     defaults = Limits()
-    parser = argparse.ArgumentParser(prog="python -m helpers.factory",
-                                     description="Local Classifier Factory (Mistral-compatible)")
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.factory",
+        description="Local Classifier Factory (Mistral-compatible)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the REST service")
     serve.add_argument("--data-dir", required=True, type=Path)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--api-key-file", type=Path, default=None,
-                       help="require 'Authorization: Bearer KEY', KEY read from this file "
-                            "(default: env FACTORY_API_KEY; no key: no auth)")
-    serve.add_argument("--api-key", default=None,
-                       help="the key itself (visible in `ps`: prefer the two above)")
-    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                       help="also accept this Host header (default: loopback names only)")
-    serve.add_argument("--allowed-origin", action="append", default=[], metavar="URL",
-                       help="accept cross-origin requests from this origin")
+    serve.add_argument(
+        "--api-key-file",
+        type=Path,
+        default=None,
+        help="require 'Authorization: Bearer KEY', KEY read from this file "
+        "(default: env FACTORY_API_KEY; no key: no auth)",
+    )
+    serve.add_argument(
+        "--api-key", default=None, help="the key itself (visible in `ps`: prefer the two above)"
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept this Host header (default: loopback names only)",
+    )
+    serve.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="accept cross-origin requests from this origin",
+    )
     serve.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB)
     serve.add_argument("--max-body-mb", type=float, default=defaults.max_body_bytes / 2**20)
     serve.add_argument("--max-request-chars", type=int, default=defaults.max_request_chars)
     serve.add_argument("--max-input-chars", type=int, default=defaults.max_input_chars)
     serve.add_argument("--max-labels", type=int, default=defaults.max_labels)
     serve.add_argument("--max-training-steps", type=int, default=defaults.max_training_steps)
-    serve.add_argument("--max-train-memory", type=float,
-                       default=defaults.max_train_memory_fraction,
-                       help="fraction of the available memory one training may need")
+    serve.add_argument(
+        "--max-train-memory",
+        type=float,
+        default=defaults.max_train_memory_fraction,
+        help="fraction of the available memory one training may need",
+    )
     serve.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s)
     serve.add_argument("--batch-max", type=int, default=MAX_BATCH)
     serve.add_argument("--batch-wait-ms", type=float, default=MAX_WAIT_S * 1000)
-    serve.add_argument("--exit-with-parent", type=int, default=None, metavar="PID",
-                       help="exit when process PID is gone (checked every 2 s)")
+    serve.add_argument(
+        "--exit-with-parent",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="exit when process PID is gone (checked every 2 s)",
+    )
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true")
-    serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
-                       help="where encoders train and predict (auto: CUDA, then MPS, then CPU)")
+    serve.add_argument(
+        "--device",
+        choices=DEVICE_CHOICES,
+        default="auto",
+        help="where encoders train and predict (auto: CUDA, then MPS, then CPU)",
+    )
     args = parser.parse_args(argv)
 
     os.umask(0o077)  # everything this service creates is owner-only
@@ -145,13 +176,18 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(__name__).error("%s", exc)  # to server.log and stderr, no traceback
         return 3
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_config=None,
-        access_log=args.access_log, timeout_graceful_shutdown=5,
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     if args.exit_with_parent:
-        threading.Thread(target=_exit_with_parent, args=(server, args.exit_with_parent),
-                         daemon=True).start()
+        threading.Thread(
+            target=_exit_with_parent, args=(server, args.exit_with_parent), daemon=True
+        ).start()
     server.run()
     return 0
 

@@ -56,8 +56,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
-        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail},
-                            headers=exc.headers)
+        return JSONResponse(
+            status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -69,8 +70,13 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "data_dir": str(settings.data_dir), "pid": os.getpid(),
-                "parent_pid": settings.parent_pid, "worker": factory.worker.owner}
+        return {
+            "status": "ok",
+            "data_dir": str(settings.data_dir),
+            "pid": os.getpid(),
+            "parent_pid": settings.parent_pid,
+            "worker": factory.worker.owner,
+        }
 
     auth = [Depends(require_key)]
     for module in (files, jobs, classifications, embeddings, models):

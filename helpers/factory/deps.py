@@ -51,9 +51,12 @@ class Factory:
         self.registry = registry or Registry()
         self.worker = Worker(self.store, self.registry, settings.limits)
         self.jobs = Jobs(self.store, self.registry, self.worker, settings.limits)
-        self.predictors = PredictorCache(self.store, self.registry,
-                                         max_batch=settings.batch_max,
-                                         max_wait_s=settings.batch_wait_ms / 1000)
+        self.predictors = PredictorCache(
+            self.store,
+            self.registry,
+            max_batch=settings.batch_max,
+            max_wait_s=settings.batch_wait_ms / 1000,
+        )
         self.started = int(time.time())
         for warning in self.store.check():  # raises StateError when the state is not trusted
             log.warning("%s", warning)

@@ -70,8 +70,7 @@ def validation_detail(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for error in errors[:20]:
         error = dict(error)
         loc = [str(part) for part in error.get("loc", ())]
-        if "api_key" in loc or ("integrations" in loc and not isinstance(error.get("input"),
-                                                                          dict)):
+        if "api_key" in loc or ("integrations" in loc and not isinstance(error.get("input"), dict)):
             error["input"] = "***"  # a key sent with the wrong type is still a key
         error["input"] = truncate(redact(error.get("input")))
         if "ctx" in error:

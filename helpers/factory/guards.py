@@ -109,14 +109,26 @@ class Guard:
     def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, Any, dict] | None:
         host = headers.get("host", "")
         if host_name(host) not in self.hosts:
-            return 400, (f"Host {host[:100]!r} is not allowed; allowed hosts: "
-                         f"{', '.join(sorted(self.hosts))} (serve --allowed-host adds one)."), {}
+            return (
+                400,
+                (
+                    f"Host {host[:100]!r} is not allowed; allowed hosts: "
+                    f"{', '.join(sorted(self.hosts))} (serve --allowed-host adds one)."
+                ),
+                {},
+            )
         origin = headers.get("origin")
         if origin is not None:
             same = urlsplit(origin).netloc.lower() == host.lower()
             if not same and origin.rstrip("/").lower() not in self.origins:
-                return 403, (f"Cross-origin request refused: origin {origin[:100]!r} is not "
-                             "allowed (serve --allowed-origin adds one)."), {}
+                return (
+                    403,
+                    (
+                        f"Cross-origin request refused: origin {origin[:100]!r} is not "
+                        "allowed (serve --allowed-origin adds one)."
+                    ),
+                    {},
+                )
         elif headers.get("sec-fetch-site") == "cross-site":
             return 403, "Cross-origin request refused.", {}
         expected = self.settings.api_key
@@ -129,8 +141,9 @@ class Guard:
                 return 415, f"This route takes no body; content type {ctype} is refused.", {}
         return None
 
-    def _limited_receive(self, scope: Scope, headers: Headers, receive: Receive,
-                         state: dict) -> Receive:
+    def _limited_receive(
+        self, scope: Scope, headers: Headers, receive: Receive, state: dict
+    ) -> Receive:
         limits = self.settings.limits
         is_upload = scope["method"] == "POST" and scope["path"] == UPLOAD_PATH
         cap = None if is_upload else limits.max_body_bytes
@@ -150,7 +163,8 @@ class Guard:
                 message = await asyncio.wait_for(receive(), limits.body_timeout_s)
             except TimeoutError:
                 state["refused"] = _BodyRefused(
-                    408, f"The request body stalled for {limits.body_timeout_s:g} s.")
+                    408, f"The request body stalled for {limits.body_timeout_s:g} s."
+                )
                 raise state["refused"] from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
@@ -166,15 +180,17 @@ class Guard:
 
 
 def _too_large(cap: int) -> _BodyRefused:
-    return _BodyRefused(413, f"Request body too large: the limit is {cap / 1024 / 1024:g} MiB "
-                             "(serve --max-body-mb).")
+    return _BodyRefused(
+        413,
+        f"Request body too large: the limit is {cap / 1024 / 1024:g} MiB (serve --max-body-mb).",
+    )
 
 
-async def _respond(send: Send, status: int, detail: Any, extra: dict | None = None,
-                   close: bool = False) -> None:
+async def _respond(
+    send: Send, status: int, detail: Any, extra: dict | None = None, close: bool = False
+) -> None:
     body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     if close:  # part of the body may still be unread on the connection
         headers.append((b"connection", b"close"))

@@ -107,8 +107,9 @@ def start_local_factory(
             return _start(data_dir, port or _free_port(host), host, timeout, api_key, device)
         except _PortTaken as exc:
             if attempt == tries:
-                raise RuntimeError(f"the Classifier Factory found its port in use {tries} "
-                                   f"time(s):\n{exc}") from None
+                raise RuntimeError(
+                    f"the Classifier Factory found its port in use {tries} time(s):\n{exc}"
+                ) from None
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -116,21 +117,37 @@ class _PortTaken(RuntimeError):
     pass
 
 
-def _start(data_dir: Path, port: int, host: str, timeout: float, api_key: str | None,
-           device: str = "auto") -> str:
+def _start(
+    data_dir: Path, port: int, host: str, timeout: float, api_key: str | None, device: str = "auto"
+) -> str:
     url = f"http://{host}:{port}"
     env = {k: v for k, v in os.environ.items() if k != "FACTORY_API_KEY"}
     if api_key:
         env["FACTORY_API_KEY"] = api_key
     cmd = [
-        sys.executable, "-m", "helpers.factory", "serve", "--host", host, "--port", str(port),
-        "--data-dir", str(data_dir), "--exit-with-parent", str(os.getpid()),
-        "--device", device,
+        sys.executable,
+        "-m",
+        "helpers.factory",
+        "serve",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--exit-with-parent",
+        str(os.getpid()),
+        "--device",
+        device,
     ]
     stderr_path = data_dir / "server.stderr"
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env,
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+            env=env,
             start_new_session=True,
         )
     deadline = time.monotonic() + timeout
@@ -145,12 +162,15 @@ def _start(data_dir: Path, port: int, host: str, timeout: float, api_key: str | 
             return url
         time.sleep(0.2)
     process.terminate()
-    raise TimeoutError(f"the Classifier Factory did not answer on {url} within {timeout} s; "
-                       f"see {data_dir / 'server.log'}")
+    raise TimeoutError(
+        f"the Classifier Factory did not answer on {url} within {timeout} s; "
+        f"see {data_dir / 'server.log'}"
+    )
 
 
-def stop_local_factory(data_dir: str | os.PathLike, timeout: float = 15,
-                       api_key: str | None = None) -> bool:
+def stop_local_factory(
+    data_dir: str | os.PathLike, timeout: float = 15, api_key: str | None = None
+) -> bool:
     """Stop the service recorded for ``data_dir``; True if one was running."""
     data_dir = Path(data_dir).expanduser().resolve()
     record = _recorded(data_dir)

@@ -83,44 +83,61 @@ class Jobs:
         from .trainers import hyperparameters_with_defaults
 
         if body.job_type == "completion":
-            raise invalid(["body", "job_type"], "the local Classifier Factory only runs "
-                          "classifier jobs (job_type='classifier')", body.job_type)
+            raise invalid(
+                ["body", "job_type"],
+                "the local Classifier Factory only runs classifier jobs (job_type='classifier')",
+                body.job_type,
+            )
         trainer = self.registry.get(body.model)
         if trainer is None:
-            raise invalid(["body", "model"], refusal(body.model, self.registry.available()),
-                          body.model)
+            raise invalid(
+                ["body", "model"], refusal(body.model, self.registry.available()), body.model
+            )
         steps = body.hyperparameters.training_steps
         if steps is not None and steps > self.limits.max_training_steps:
-            raise invalid(["body", "hyperparameters", "training_steps"],
-                          f"at most {self.limits.max_training_steps} training steps "
-                          "(serve --max-training-steps)", steps)
+            raise invalid(
+                ["body", "hyperparameters", "training_steps"],
+                f"at most {self.limits.max_training_steps} training steps "
+                "(serve --max-training-steps)",
+                steps,
+            )
         if not body.training_files:
-            raise invalid(["body", "training_files"], "At least one training file is required.",
-                          [])
-        for kind, ids in (("Training", [f.file_id for f in body.training_files]),
-                          ("Validation", body.validation_files or [])):
+            raise invalid(["body", "training_files"], "At least one training file is required.", [])
+        for kind, ids in (
+            ("Training", [f.file_id for f in body.training_files]),
+            ("Validation", body.validation_files or []),
+        ):
             for file_id in ids:
                 if self.store.get_file(file_id) is None:
                     raise not_found(f"{kind} file {file_id} does not exist.")
         integrations = None
         if body.integrations:
             integrations = [
-                {"type": "wandb", "project": i.project, "name": i.name, "run_name": i.run_name,
-                 "url": None}
+                {
+                    "type": "wandb",
+                    "project": i.project,
+                    "name": i.name,
+                    "run_name": i.run_name,
+                    "url": None,
+                }
                 for i in body.integrations
             ]
-        job = self.store.create_job({
-            "model": self.registry.canonical(body.model),
-            "auto_start": int(body.auto_start),
-            "training_files": [f.file_id for f in body.training_files],
-            "validation_files": body.validation_files,
-            "hyperparameters": hyperparameters_with_defaults(
-                trainer, body.hyperparameters.model_dump()),
-            "suffix": body.suffix,
-            "integrations": integrations,
-            "requested_targets": [t.model_dump() for t in body.classifier_targets or []] or None,
-            "metadata": {"cost": 0.0, "cost_currency": "EUR"},
-        })
+        job = self.store.create_job(
+            {
+                "model": self.registry.canonical(body.model),
+                "auto_start": int(body.auto_start),
+                "training_files": [f.file_id for f in body.training_files],
+                "validation_files": body.validation_files,
+                "hyperparameters": hyperparameters_with_defaults(
+                    trainer, body.hyperparameters.model_dump()
+                ),
+                "suffix": body.suffix,
+                "integrations": integrations,
+                "requested_targets": [t.model_dump() for t in body.classifier_targets or []]
+                or None,
+                "metadata": {"cost": 0.0, "cost_currency": "EUR"},
+            }
+        )
         if body.integrations:
             self.worker.remember_secret(job.id, body.integrations[0].api_key)
         self.worker.notify()
@@ -131,8 +148,10 @@ class Jobs:
         self.get(job_id)
         if not self.worker.start_job(job_id):
             status = self.get(job_id).status
-            raise conflict(f"Job {job_id} cannot be started: its status is {status}; only "
-                           "VALIDATED jobs can be started.")
+            raise conflict(
+                f"Job {job_id} cannot be started: its status is {status}; only "
+                "VALIDATED jobs can be started."
+            )
         return self.get(job_id)
 
     def cancel(self, job_id: str) -> JobRow:
@@ -163,8 +182,7 @@ def recover(store: Store) -> None:
             shutil.rmtree(store.models_dir / job.id, ignore_errors=True)
     for job in store.jobs_with_status(["VALIDATING"]):
         if store.transition(job.id, ["VALIDATING"], "QUEUED", event={"info": REQUEUED}):
-            log.warning("job %s was being validated when the service stopped: queued again",
-                        job.id)
+            log.warning("job %s was being validated when the service stopped: queued again", job.id)
     for tmp in store.models_dir.glob(".tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)
     for partial in store.remove_stale_partials():

@@ -36,8 +36,13 @@ class ModelUnavailable(Exception):
 class Batcher:
     """Runs ``predictor.predict`` on one thread, joining requests that are waiting."""
 
-    def __init__(self, predictor: Predictor, model_dir: Path, max_batch: int = MAX_BATCH,
-                 max_wait_s: float = MAX_WAIT_S):
+    def __init__(
+        self,
+        predictor: Predictor,
+        model_dir: Path,
+        max_batch: int = MAX_BATCH,
+        max_wait_s: float = MAX_WAIT_S,
+    ):
         self.predictor = predictor
         self.model_dir = model_dir
         self.max_batch = max_batch
@@ -81,8 +86,9 @@ class Batcher:
                 self._cond.wait(left)
             batch: list[tuple[list[str], Future]] = []
             size = 0
-            while self._pending and (not batch or size + len(self._pending[0][0])
-                                     <= self.max_batch):
+            while self._pending and (
+                not batch or size + len(self._pending[0][0]) <= self.max_batch
+            ):
                 texts, future = self._pending.popleft()
                 batch.append((texts, future))
                 size += len(texts)
@@ -105,8 +111,14 @@ class Batcher:
 
 
 class PredictorCache:
-    def __init__(self, store: Store, registry: Registry, size: int = 4,
-                 max_batch: int = MAX_BATCH, max_wait_s: float = MAX_WAIT_S):
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        size: int = 4,
+        max_batch: int = MAX_BATCH,
+        max_wait_s: float = MAX_WAIT_S,
+    ):
         self.store = store
         self.registry = registry
         self.size = size

@@ -18,8 +18,16 @@ MAX_NAME = 256  # model ids, file ids, target and label names, W&B names
 Name = Annotated[str, Field(max_length=MAX_NAME)]
 
 JobStatus = Literal[
-    "QUEUED", "STARTED", "VALIDATING", "VALIDATED", "RUNNING", "FAILED_VALIDATION", "FAILED",
-    "SUCCESS", "CANCELLED", "CANCELLATION_REQUESTED",
+    "QUEUED",
+    "STARTED",
+    "VALIDATING",
+    "VALIDATED",
+    "RUNNING",
+    "FAILED_VALIDATION",
+    "FAILED",
+    "SUCCESS",
+    "CANCELLED",
+    "CANCELLATION_REQUESTED",
 ]
 
 

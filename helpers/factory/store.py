@@ -58,8 +58,15 @@ CREATE TABLE IF NOT EXISTS models (
 """
 
 _JSON_COLUMNS = {
-    "training_files", "validation_files", "hyperparameters", "integrations",
-    "classifier_targets", "requested_targets", "metadata", "data", "metrics",
+    "training_files",
+    "validation_files",
+    "hyperparameters",
+    "integrations",
+    "classifier_targets",
+    "requested_targets",
+    "metadata",
+    "data",
+    "metrics",
 }
 
 
@@ -196,8 +203,9 @@ class Store:
         os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))
         self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(self.db_path, check_same_thread=False,
-                                       isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(
+                self.db_path, check_same_thread=False, isolation_level=None, timeout=30
+            )
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=30000")
@@ -206,8 +214,10 @@ class Store:
                 raise sqlite3.DatabaseError(verdict)
             self._db.executescript(_SCHEMA)
             # autocommit, not transaction(): setting up does not count as a write
-            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('workspace', ?)",
-                             (secrets.token_hex(4),))
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('workspace', ?)",
+                (secrets.token_hex(4),),
+            )
             self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0)")
         except sqlite3.DatabaseError as exc:
             raise StateError(
@@ -227,7 +237,8 @@ class Store:
 
     def _has_content(self) -> bool:
         return any(p.name[0] != "." for p in self.files_dir.iterdir()) or any(
-            p.name[0] != "." for p in self.models_dir.iterdir())
+            p.name[0] != "." for p in self.models_dir.iterdir()
+        )
 
     def generation(self) -> int:
         return int(self._one_row("SELECT value FROM meta WHERE key='generation'")["value"])
@@ -262,14 +273,18 @@ class Store:
         models = self.list_models()
         for model in models:
             if not self.model_dir(model).is_dir():
-                warnings.append(f"model {model.id}: its folder {self.model_dir(model)} is "
-                                "missing (it answers 410 until deleted)")
+                warnings.append(
+                    f"model {model.id}: its folder {self.model_dir(model)} is "
+                    "missing (it answers 410 until deleted)"
+                )
         known = {self.model_dir(m).name for m in models}
         known |= {j.id for j in self.jobs_with_status(["RUNNING", "CANCELLATION_REQUESTED"])}
         for folder in sorted(self.models_dir.iterdir()):
             if folder.name[0] != "." and folder.name not in known:
-                warnings.append(f"{folder} belongs to no model in the database (delete it, or "
-                                "restore the database it came with)")
+                warnings.append(
+                    f"{folder} belongs to no model in the database (delete it, or "
+                    "restore the database it came with)"
+                )
         return warnings
 
     def close(self) -> None:
@@ -351,8 +366,9 @@ class Store:
         row = self._one("SELECT * FROM files WHERE id=?", (file_id,))
         return None if row is None else FileRow(**row)
 
-    def list_files(self, page: int, page_size: int, purpose: str | None,
-                   search: str | None) -> tuple[list[FileRow], int]:
+    def list_files(
+        self, page: int, page_size: int, purpose: str | None, search: str | None
+    ) -> tuple[list[FileRow], int]:
         where, params = ["1=1"], []
         if purpose:
             where.append("purpose=?")
@@ -363,8 +379,9 @@ class Store:
         rows, total = self._page("files", where, params, page, page_size)
         return [FileRow(**r) for r in rows], total
 
-    def _page(self, table: str, where: list[str], params: list, page: int,
-              page_size: int) -> tuple[list[dict[str, Any]], int]:
+    def _page(
+        self, table: str, where: list[str], params: list, page: int, page_size: int
+    ) -> tuple[list[dict[str, Any]], int]:
         """One page of ``table`` rows matching ``where``, newest first, and the total count."""
         clause = " AND ".join(where)
         total = self._one_row(f"SELECT count(*) AS n FROM {table} WHERE {clause}", params)["n"]
@@ -387,8 +404,13 @@ class Store:
         job_id = str(uuid.uuid4())
         t = now()
         row = {
-            "id": job_id, "status": "QUEUED", "started": 0, "created_at": t, "modified_at": t,
-            "classifier_targets": [], **record,
+            "id": job_id,
+            "status": "QUEUED",
+            "started": 0,
+            "created_at": t,
+            "modified_at": t,
+            "classifier_targets": [],
+            **record,
         }
         columns, marks, values = _encode(row)
         with self.transaction() as db:
@@ -402,9 +424,16 @@ class Store:
         row = self._one("SELECT * FROM jobs WHERE id=?", (job_id,))
         return None if row is None else JobRow(**row)
 
-    def list_jobs(self, page: int, page_size: int, status: str | None, model: str | None,
-                  created_after: int | None, created_before: int | None,
-                  suffix: str | None) -> tuple[list[JobRow], int]:
+    def list_jobs(
+        self,
+        page: int,
+        page_size: int,
+        status: str | None,
+        model: str | None,
+        created_after: int | None,
+        created_before: int | None,
+        suffix: str | None,
+    ) -> tuple[list[JobRow], int]:
         where = ["1=1"]
         params: list[str | int] = []
         for column, value in (("status", status), ("model", model), ("suffix", suffix)):
@@ -420,8 +449,9 @@ class Store:
         rows, total = self._page("jobs", where, params, page, page_size)
         return [JobRow(**r) for r in rows], total
 
-    def jobs_with_status(self, statuses: Iterable[str],
-                         started: bool | None = None) -> list[JobRow]:
+    def jobs_with_status(
+        self, statuses: Iterable[str], started: bool | None = None
+    ) -> list[JobRow]:
         statuses = list(statuses)
         sql = f"SELECT * FROM jobs WHERE status IN ({','.join('?' * len(statuses))})"
         params: list = list(statuses)

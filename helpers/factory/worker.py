@@ -138,14 +138,19 @@ class Worker:
         try:
             fields, warnings = self._check(job)
         except ValidationFailed as exc:
-            self.store.transition(job_id, ["VALIDATING"], "FAILED_VALIDATION",
-                                  event={"error": str(exc)})
+            self.store.transition(
+                job_id, ["VALIDATING"], "FAILED_VALIDATION", event={"error": str(exc)}
+            )
             self.forget_secret(job_id)
             return
         except Exception as exc:
             log.exception("validation of job %s crashed", job_id)
-            self.store.transition(job_id, ["VALIDATING"], "FAILED_VALIDATION",
-                                  event={"error": f"validation error: {exc}"})
+            self.store.transition(
+                job_id,
+                ["VALIDATING"],
+                "FAILED_VALIDATION",
+                event={"error": f"validation error: {exc}"},
+            )
             self.forget_secret(job_id)
             return
         event = {"warnings": warnings} if warnings else None
@@ -182,8 +187,12 @@ class Worker:
         if not report.ok:
             raise ValidationFailed(_problems(report.errors))
         targets: list[dict[str, Any]] = [
-            {"name": info.name, "labels": info.labels, "weight": 1.0,
-             "loss_function": "multi_class" if info.multi_label else "single_class"}
+            {
+                "name": info.name,
+                "labels": info.labels,
+                "weight": 1.0,
+                "loss_function": "multi_class" if info.multi_label else "single_class",
+            }
             for info in report.targets.values()
         ]
         for requested in job.requested_targets or []:
@@ -221,8 +230,9 @@ class Worker:
                 )
         hp["epochs"] = round(hp["training_steps"] * batch / n_train, 4)
         per_step = max(1, round(data_tokens / n_train * batch))
-        config = TrainConfig(hp["training_steps"], hp["learning_rate"], hp["weight_decay"],
-                             hp["warmup_fraction"])
+        config = TrainConfig(
+            hp["training_steps"], hp["learning_rate"], hp["weight_decay"], hp["warmup_fraction"]
+        )
         metadata = {
             **job.metadata,
             "device": trainer.device,
@@ -291,8 +301,12 @@ class Worker:
         except Exception as exc:
             log.exception("job %s failed", job_id)
             shutil.rmtree(tmp, ignore_errors=True)
-            self.store.transition(job_id, ["RUNNING", "CANCELLATION_REQUESTED"], "FAILED",
-                                  event={"error": f"training failed: {type(exc).__name__}: {exc}"})
+            self.store.transition(
+                job_id,
+                ["RUNNING", "CANCELLATION_REQUESTED"],
+                "FAILED",
+                event={"error": f"training failed: {type(exc).__name__}: {exc}"},
+            )
             return
         finally:
             _finish(run)
@@ -312,8 +326,10 @@ class Worker:
             for t in job.classifier_targets
         ]
         config = TrainConfig(
-            training_steps=hp["training_steps"], learning_rate=hp["learning_rate"],
-            weight_decay=hp["weight_decay"], warmup_fraction=hp["warmup_fraction"],
+            training_steps=hp["training_steps"],
+            learning_rate=hp["learning_rate"],
+            weight_decay=hp["weight_decay"],
+            warmup_fraction=hp["warmup_fraction"],
         )
         valid = examples(job.validation_files) if job.validation_files else None
         return examples(job.training_files), valid, targets, config
@@ -328,11 +344,18 @@ class Worker:
         steps = progress.last.step if progress.last else job.hyperparameters["training_steps"]
         per_step = job.metadata.get("train_tokens_per_step") or 0
         record = {
-            "id": ft_id, "job_id": job_id, "root": job.model, "created": int(time.time()),
-            "classifier_targets": job.classifier_targets, "path": f"models/{job_id}",
+            "id": ft_id,
+            "job_id": job_id,
+            "root": job.model,
+            "created": int(time.time()),
+            "classifier_targets": job.classifier_targets,
+            "path": f"models/{job_id}",
         }
         ok = self.store.transition(
-            job_id, ["RUNNING"], "SUCCESS", fine_tuned_model=ft_id,
+            job_id,
+            ["RUNNING"],
+            "SUCCESS",
+            fine_tuned_model=ft_id,
             trained_tokens=per_step * steps,
             extra_statements=[self.store.model_insert_sql(record)],
         )
@@ -363,8 +386,10 @@ def _tfidf_usable(files: list[tuple[str, Path]]) -> list[str]:
     if not lines:
         return []
     more = f" and {len(lines) - 3} more" if len(lines) > 3 else ""
-    return [f"{', '.join(lines[:3])}{more}: no word of two letters or digits; tfidf-logreg "
-            "sees only its characters"]
+    return [
+        f"{', '.join(lines[:3])}{more}: no word of two letters or digits; tfidf-logreg "
+        "sees only its characters"
+    ]
 
 
 def _tfidf_memory(texts: list[str], targets: list[dict]) -> tuple[int, str]:
@@ -372,8 +397,10 @@ def _tfidf_memory(texts: list[str], targets: list[dict]) -> tuple[int, str]:
     from sklearn.feature_extraction.text import CountVectorizer
 
     features = 0
-    for options in ({"analyzer": "word", "ngram_range": (1, 2)},
-                    {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2}):
+    for options in (
+        {"analyzer": "word", "ngram_range": (1, 2)},
+        {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2},
+    ):
         try:
             features += len(CountVectorizer(**options).fit(texts).vocabulary_)
         except ValueError:  # no terms at all
@@ -412,9 +439,7 @@ class _Progress:
         self.last = report
         self._saved = False
         every = max(1, round(report.total_steps * CHECKPOINT_FRACTION))
-        if report.valid_loss is not None or (
-            not self.has_validation and report.step % every == 0
-        ):
+        if report.valid_loss is not None or (not self.has_validation and report.step % every == 0):
             self._save(report)
         if self.run is not None:
             metrics: dict[str, float | None] = {"train_loss": report.train_loss}

@@ -120,8 +120,11 @@ def generate_intent(table, intent: str, taken: set[str], rng: random.Random) -> 
             taken.add(key)
             texts.append(text)
             if len(texts) == needed:
-                return {"test": texts[:n_eval], "validation": texts[n_eval : 2 * n_eval],
-                        "train": texts[2 * n_eval :]}
+                return {
+                    "test": texts[:n_eval],
+                    "validation": texts[n_eval : 2 * n_eval],
+                    "train": texts[2 * n_eval :],
+                }
     raise RuntimeError(f"{intent}: only {len(texts)} unique texts of {needed}; add variety")
 
 
@@ -140,8 +143,13 @@ def build_rows() -> dict[str, list[dict]]:
             items = per_split[split]
             random.Random(f"{SEED}:{lang}:{split}").shuffle(items)
             rows[split] += [
-                {"id": f"{lang}-{split}-{i:06d}", "label": labels.index(intent),
-                 "label_text": intent, "text": text, "lang": lang}
+                {
+                    "id": f"{lang}-{split}-{i:06d}",
+                    "label": labels.index(intent),
+                    "label_text": intent,
+                    "text": text,
+                    "lang": lang,
+                }
                 for i, (intent, text) in enumerate(items)
             ]
     return rows

@@ -14,8 +14,12 @@ def run_notebook(name: str, out_dir: Path, **parameters):
     """Execute ``notebooks/<name>`` into ``out_dir``; return the executed notebook."""
     out_dir.mkdir(parents=True, exist_ok=True)
     return pm.execute_notebook(
-        str(NOTEBOOKS / name), str(out_dir / name), parameters=parameters,
-        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False,
+        str(NOTEBOOKS / name),
+        str(out_dir / name),
+        parameters=parameters,
+        cwd=str(NOTEBOOKS),
+        kernel_name="python3",
+        progress_bar=False,
     )
 
 

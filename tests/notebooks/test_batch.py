@@ -50,21 +50,45 @@ pytestmark = pytest.mark.slow  # real training or kernels: `make test`, not test
 @pytest.fixture(scope="module")
 def notebooks(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("nbs")
-    return [write_notebook(folder / "01_a.ipynb", *NOTEBOOK_A),
-            write_notebook(folder / "02_b.ipynb", *NOTEBOOK_B)]
+    return [
+        write_notebook(folder / "01_a.ipynb", *NOTEBOOK_A),
+        write_notebook(folder / "02_b.ipynb", *NOTEBOOK_B),
+    ]
 
 
 @pytest.fixture(scope="module")
 def batch(notebooks, tmp_path_factory):
     """A 2 x 2 grid run with the API, then rerun with the same command through the CLI."""
     out = tmp_path_factory.mktemp("batch") / "out"
-    first = run_batch(out, grid={"alpha": [1, 3], "beta": [0.5, 1.0]}, fixed={"label": "hi"},
-                      notebooks=notebooks, progress=False)
+    first = run_batch(
+        out,
+        grid={"alpha": [1, 3], "beta": [0.5, 1.0]},
+        fixed={"label": "hi"},
+        notebooks=notebooks,
+        progress=False,
+    )
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/*") if p.is_file()}
-    code = main(["--out", str(out), "--grid", "alpha=1,3", "--grid", "beta=0.5,1.0",
-                 "--set", "label=hi", "--notebooks", ",".join(map(str, notebooks))])
-    return {"out": out, "first": first, "mtimes": mtimes, "code": code,
-            "summary": pd.read_csv(out / "summary.csv")}
+    code = main(
+        [
+            "--out",
+            str(out),
+            "--grid",
+            "alpha=1,3",
+            "--grid",
+            "beta=0.5,1.0",
+            "--set",
+            "label=hi",
+            "--notebooks",
+            ",".join(map(str, notebooks)),
+        ]
+    )
+    return {
+        "out": out,
+        "first": first,
+        "mtimes": mtimes,
+        "code": code,
+        "summary": pd.read_csv(out / "summary.csv"),
+    }
 
 
 def test_literal_parsing():
@@ -82,17 +106,22 @@ def test_literal_parsing():
 def test_run_names_are_readable_and_safe():
     assert run_name({}) == "default"
     assert run_name({"learning_rate": 0.0001, "training_steps": 20}) == (
-        "learning_rate-0.0001__training_steps-20")
+        "learning_rate-0.0001__training_steps-20"
+    )
     odd = run_name({"data_source": "/tmp/my data"})
     assert odd.startswith("data_source-_tmp_my_data_") and "/" not in odd
     assert odd != run_name({"data_source": "/tmp/my_data"})
 
 
 def test_notebook_selection(notebooks):
-    assert [p.name for p in select_notebooks("03,01")] == ["03_train_classifier.ipynb",
-                                                           "01_explore_data.ipynb"]
-    assert [p.name for p in select_notebooks()][:2] == ["01_explore_data.ipynb",
-                                                        "02_format_data.ipynb"]
+    assert [p.name for p in select_notebooks("03,01")] == [
+        "03_train_classifier.ipynb",
+        "01_explore_data.ipynb",
+    ]
+    assert [p.name for p in select_notebooks()][:2] == [
+        "01_explore_data.ipynb",
+        "02_format_data.ipynb",
+    ]
     assert select_notebooks(str(notebooks[0].parent / "0*.ipynb")) == notebooks
     with pytest.raises(BatchError, match="no notebook matches '99'"):
         select_notebooks(["99"])
@@ -103,12 +132,15 @@ def test_declared_parameters_survive_an_equals_sign_in_a_comment(notebooks):
     assert declared_parameters(notebooks[1]) == ["alpha", "beta", "work_dir"]
 
 
-@pytest.mark.parametrize("grid, fixed, message", [
-    ({"gamma": [1]}, {}, "unknown parameter 'gamma'"),
-    ({}, {"bta": 1}, r"unknown parameter 'bta' \(did you mean 'beta'\?\)"),
-    ({}, {"work_dir": "elsewhere"}, "'work_dir' is set by the runner"),
-    ({"alpha": [1]}, {"alpha": 2}, "both swept and fixed"),
-])
+@pytest.mark.parametrize(
+    "grid, fixed, message",
+    [
+        ({"gamma": [1]}, {}, "unknown parameter 'gamma'"),
+        ({}, {"bta": 1}, r"unknown parameter 'bta' \(did you mean 'beta'\?\)"),
+        ({}, {"work_dir": "elsewhere"}, "'work_dir' is set by the runner"),
+        ({"alpha": [1]}, {"alpha": 2}, "both swept and fixed"),
+    ],
+)
 def test_bad_names_are_refused_before_anything_runs(notebooks, tmp_path, grid, fixed, message):
     with pytest.raises(BatchError, match=message) as info:
         run_batch(tmp_path / "out", grid, fixed, notebooks=notebooks, progress=False)
@@ -127,23 +159,36 @@ def test_cli_refusal_exits_2(notebooks, tmp_path, capsys):
 
 def test_cartesian_product_with_fixed_values(batch):
     first = batch["first"]
-    assert list(first["run"]) == ["alpha-1__beta-0.5", "alpha-1__beta-1.0",
-                                  "alpha-3__beta-0.5", "alpha-3__beta-1.0"]
+    assert list(first["run"]) == [
+        "alpha-1__beta-0.5",
+        "alpha-1__beta-1.0",
+        "alpha-3__beta-0.5",
+        "alpha-3__beta-1.0",
+    ]
     assert list(zip(first["alpha"], first["beta"], strict=True)) == [
-        (1, 0.5), (1, 1.0), (3, 0.5), (3, 1.0)]
+        (1, 0.5),
+        (1, 1.0),
+        (3, 0.5),
+        (3, 1.0),
+    ]
     assert set(first["label"]) == {"hi"}
 
 
 def test_each_name_goes_only_to_notebooks_declaring_it(batch, notebooks):
     folder = batch["out"] / "alpha-1__beta-1.0"
     seen = json.loads((folder / "seen_a.json").read_text())
-    assert seen == {"alpha": 1, "label": "hi", "work_dir": str(folder),
-                    "cwd": str(notebooks[0].parent)}
+    assert seen == {
+        "alpha": 1,
+        "label": "hi",
+        "work_dir": str(folder),
+        "cwd": str(notebooks[0].parent),
+    }
     injected = {}
     for name in ("01_a.ipynb", "02_b.ipynb"):
         cells = nbformat.read(folder / name, as_version=4).cells
-        injected[name] = next(c.source for c in cells
-                              if "injected-parameters" in c.metadata.get("tags", []))
+        injected[name] = next(
+            c.source for c in cells if "injected-parameters" in c.metadata.get("tags", [])
+        )
     assert 'label = "hi"' in injected["01_a.ipynb"] and "beta =" not in injected["01_a.ipynb"]
     assert "beta = 1.0" in injected["02_b.ipynb"] and "label =" not in injected["02_b.ipynb"]
 
@@ -163,8 +208,12 @@ def test_failing_points_are_recorded_and_others_finish(batch):
 
 def test_rerun_skips_finished_points_and_reruns_failed_ones(batch):
     out, mtimes = batch["out"], batch["mtimes"]
-    for run, count in [("alpha-1__beta-0.5", "1"), ("alpha-1__beta-1.0", "1"),
-                       ("alpha-3__beta-0.5", "2"), ("alpha-3__beta-1.0", "2")]:
+    for run, count in [
+        ("alpha-1__beta-0.5", "1"),
+        ("alpha-1__beta-1.0", "1"),
+        ("alpha-3__beta-0.5", "2"),
+        ("alpha-3__beta-1.0", "2"),
+    ]:
         assert (out / run / "count_a.txt").read_text() == count
     kept = out / "alpha-1__beta-0.5" / "02_b.ipynb"
     assert kept.stat().st_mtime_ns == mtimes[kept]
@@ -172,9 +221,20 @@ def test_rerun_skips_finished_points_and_reruns_failed_ones(batch):
 
 def test_summary_files_cover_all_points(batch):
     summary, out = batch["summary"], batch["out"]
-    assert list(summary.columns) == ["run", "alpha", "beta", "label", "status", "accuracy",
-                                     "macro_f1", "train_seconds", "wall_seconds",
-                                     "failed_notebook", "error", "worker"]
+    assert list(summary.columns) == [
+        "run",
+        "alpha",
+        "beta",
+        "label",
+        "status",
+        "accuracy",
+        "macro_f1",
+        "train_seconds",
+        "wall_seconds",
+        "failed_notebook",
+        "error",
+        "worker",
+    ]
     assert len(summary) == 4
     ok = summary[summary["status"] == "ok"]  # both finished in the first invocation
     assert list(ok["accuracy"]) == pytest.approx([0.6, 1.1])
@@ -188,9 +248,23 @@ def test_summary_files_cover_all_points(batch):
 def test_cli_end_to_end(notebooks, tmp_path):
     out = tmp_path / "cli"
     result = subprocess.run(
-        [sys.executable, "-m", "helpers.batch", "--out", str(out), "--grid", "alpha=2",
-         "--set", "beta=2.0", "--notebooks", ",".join(map(str, notebooks))],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "helpers.batch",
+            "--out",
+            str(out),
+            "--grid",
+            "alpha=2",
+            "--set",
+            "beta=2.0",
+            "--notebooks",
+            ",".join(map(str, notebooks)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "alpha-2: ok" in result.stderr + result.stdout
     summary = pd.read_csv(out / "summary.csv")

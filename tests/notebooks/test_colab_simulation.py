@@ -42,8 +42,9 @@ def install_cell_args(wheel: Path) -> list[str]:
     cell = sync_notebooks.setup_source(sync_notebooks.config())
     line = next(x.strip() for x in cell.splitlines() if x.strip().startswith("%pip "))
     args = shlex.split(line.removeprefix("%pip "))
-    spec = sync_notebooks.install_spec(**{k: sync_notebooks.config()[k]
-                                          for k in ("repository", "ref")})
+    spec = sync_notebooks.install_spec(
+        **{k: sync_notebooks.config()[k] for k in ("repository", "ref")}
+    )
     assert spec in args, line
     return [str(wheel) if a == spec else a for a in args]
 
@@ -53,8 +54,20 @@ def runtime(tmp_path_factory):
     layer = colab.layer()
     tmp = tmp_path_factory.mktemp("colab")
     wheels = tmp / "wheels"
-    colab.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-               "--no-build-isolation", "-w", wheels, ROOT])
+    colab.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            wheels,
+            ROOT,
+        ]
+    )
     wheel = next(wheels.glob("intent_classifier_helpers-*.whl"))
     venv = colab.fresh_venv(tmp / "venv", layer)
     python = venv / "bin" / "python"
@@ -65,16 +78,28 @@ def runtime(tmp_path_factory):
     colab.run([python, "-m", "pip", *args])  # what the install cell does
     kernels = tmp / "jupyter" / "kernels" / "colab313"
     kernels.mkdir(parents=True)
-    (kernels / "kernel.json").write_text(json.dumps({
-        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Colab (Python 3.13)", "language": "python"}))
-    return {"venv": venv, "tmp": tmp, "before": before, "report": json.loads(report.read_text()),
-            "jupyter": tmp / "jupyter"}
+    (kernels / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Colab (Python 3.13)",
+                "language": "python",
+            }
+        )
+    )
+    return {
+        "venv": venv,
+        "tmp": tmp,
+        "before": before,
+        "report": json.loads(report.read_text()),
+        "jupyter": tmp / "jupyter",
+    }
 
 
 def installs(report: dict) -> dict[str, str]:
-    return {colab.normalize(i["metadata"]["name"]): i["metadata"]["version"]
-            for i in report["install"]}
+    return {
+        colab.normalize(i["metadata"]["name"]): i["metadata"]["version"] for i in report["install"]
+    }
 
 
 def test_install_cell_leaves_colabs_packages_alone(runtime):
@@ -86,21 +111,31 @@ def test_install_cell_leaves_colabs_packages_alone(runtime):
     after = colab.installed_versions(runtime["venv"], colab.PROTECTED)
     assert after == colab_versions
     assert colab.installed_versions(runtime["venv"], ["intent-classifier-helpers"]) == {
-        "intent-classifier-helpers": "0.1.0"}
+        "intent-classifier-helpers": "0.1.0"
+    }
 
 
 def test_helpers_come_from_the_fresh_environment_on_python_313(runtime):
-    out = colab.run([runtime["venv"] / "bin" / "python", "-c",
-                     "import sys, helpers; print(sys.version_info[:2], helpers.__file__)"],
-                    cwd=runtime["tmp"]).stdout
+    out = colab.run(
+        [
+            runtime["venv"] / "bin" / "python",
+            "-c",
+            "import sys, helpers; print(sys.version_info[:2], helpers.__file__)",
+        ],
+        cwd=runtime["tmp"],
+    ).stdout
     assert out.startswith("(3, 13)") and str(runtime["venv"]) in out
 
 
 def declared(notebook: Path) -> set[str]:
     nb = nbformat.read(notebook, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
-            for t in node.targets}
+    return {
+        t.id
+        for node in ast.parse(cell.source).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+    }
 
 
 @pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name[:2])
@@ -109,15 +144,39 @@ def test_lesson_runs_alone_from_its_badge(runtime, notebook, tmp_path):
     folder.mkdir()
     shutil.copy(notebook, folder / notebook.name)
     env = {k: v for k, v in colab.clean_env().items() if not k.startswith(("JUPYTER", "HF_"))}
-    env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "HF_HOME": str(tmp_path / "hf"), "JUPYTER_PATH": str(runtime["jupyter"])}
-    parameters = [x for name, value in SMALL.items() if name in declared(notebook)
-                  for x in ("-p", name, str(value))]
+    env |= {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "JUPYTER_PATH": str(runtime["jupyter"]),
+    }
+    parameters = [
+        x
+        for name, value in SMALL.items()
+        if name in declared(notebook)
+        for x in ("-p", name, str(value))
+    ]
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "colab313",
-         "--cwd", folder, notebook.name, folder / f"out_{notebook.name}", *parameters],
-        cwd=folder, env=env, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            "--no-progress-bar",
+            "-k",
+            "colab313",
+            "--cwd",
+            folder,
+            notebook.name,
+            folder / f"out_{notebook.name}",
+            *parameters,
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     TIMINGS[notebook.name] = time.monotonic() - start
     print(f"\n{notebook.name}: standalone run {TIMINGS[notebook.name]:.0f} s")
     assert result.returncode == 0, result.stderr[-4000:]

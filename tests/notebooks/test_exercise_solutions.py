@@ -18,8 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-SOLUTION = re.compile(r"<details>\s*<summary>Solution</summary>.*?```python\n(.*?)```.*?</details>",
-                      re.S)
+SOLUTION = re.compile(
+    r"<details>\s*<summary>Solution</summary>.*?```python\n(.*?)```.*?</details>", re.S
+)
 
 # small parameters keep the whole chain to a few minutes on a laptop CPU
 LESSONS = {
@@ -30,8 +31,12 @@ LESSONS = {
     "05_multi_target.ipynb": {"data_source": "sample", "training_steps": 12},
     "06_multilingual.ipynb": {"data_source": "sample", "training_steps": 12},
     "07_out_of_scope.ipynb": {"data_source": "sample"},  # reuses lesson 03's model
-    "08_how_much_data.ipynb": {"data_source": "sample", "curve_sizes": [8, 0],
-                               "curve_seeds": [1, 2], "training_steps": 4},
+    "08_how_much_data.ipynb": {
+        "data_source": "sample",
+        "curve_sizes": [8, 0],
+        "curve_seeds": [1, 2],
+        "training_steps": 4,
+    },
     "09_take_it_home.ipynb": {"timed_utterances": 5},
 }
 
@@ -53,8 +58,13 @@ def test_lesson_ends_with_exercises_and_solutions(name):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     found = solutions(nb)
     assert 2 <= len(found) <= 3, f"{name}: {len(found)} exercises"
-    headings = [line for c in nb.cells if c.cell_type == "markdown"
-                for line in c.source.splitlines() if line.startswith("## ")]
+    headings = [
+        line
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
+        if line.startswith("## ")
+    ]
     assert "## Try it yourself" in headings, name
     assert "## What the numbers show" in headings, name
 
@@ -78,8 +88,13 @@ def executed(tmp_path_factory):
             nbformat.write(nb, source)
             try:
                 runs[name] = pm.execute_notebook(
-                    str(source), str(out / name), parameters={**params, "work_dir": str(work)},
-                    cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)
+                    str(source),
+                    str(out / name),
+                    parameters={**params, "work_dir": str(work)},
+                    cwd=str(NOTEBOOKS),
+                    kernel_name="python3",
+                    progress_bar=False,
+                )
             except pm.PapermillExecutionError as error:
                 runs[name] = error
     return runs

@@ -14,11 +14,25 @@ from helpers.notebook import parameter_defaults, parameters_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-SHARED = {"data_source", "lang", "min_samples", "max_samples", "seed", "work_dir", "backend",
-          "base_model", "training_steps", "learning_rate", "model_id", "batch_size",
-          "examples_per_intent"}
-KEY_LIKE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{32}(?![A-Za-z0-9])"
-                      r"|(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
+SHARED = {
+    "data_source",
+    "lang",
+    "min_samples",
+    "max_samples",
+    "seed",
+    "work_dir",
+    "backend",
+    "base_model",
+    "training_steps",
+    "learning_rate",
+    "model_id",
+    "batch_size",
+    "examples_per_intent",
+}
+KEY_LIKE = re.compile(
+    r"(?<![A-Za-z0-9])[A-Za-z0-9]{32}(?![A-Za-z0-9])"
+    r"|(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])"
+)
 
 
 def load(path):
@@ -78,16 +92,21 @@ def test_no_key_like_strings(path):
         text = cell.source
         for out in cell.get("outputs", []):
             text += out.get("text", "") + out.get("evalue", "")
-            text += "".join(json.dumps(v) for k, v in out.get("data", {}).items()
-                            if not k.startswith("image/"))
+            text += "".join(
+                json.dumps(v) for k, v in out.get("data", {}).items() if not k.startswith("image/")
+            )
         for match in KEY_LIKE.findall(text):
             looks_like_key = re.search(r"[0-9]", match) and re.search(r"[A-Za-z]", match)
             assert not (looks_like_key and not re.fullmatch(r"[0-9a-f]{32}", match)), match
 
 
 def test_badges_setup_cells_and_navigation_are_in_sync():
-    result = subprocess.run([sys.executable, "tools/sync_notebooks.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "tools/sync_notebooks.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -95,15 +114,27 @@ def test_nbval_fails_when_a_stored_output_is_altered(tmp_path):
     """Strict nbval really compares outputs: change one stored number and it must fail."""
     nb = load(ROOT / "notebooks" / "01_explore_data.ipynb")
     target = next(c for c in nb.cells if c.cell_type == "code" and "rows per split" in c.source)
-    stream = next(o for o in target.outputs
-                  if o.output_type == "stream" and "rows per split" in o.text)
-    stream.text = re.sub(r"'train': (\d+)", lambda m: f"'train': {int(m.group(1)) + 1}",
-                         stream.text)
+    stream = next(
+        o for o in target.outputs if o.output_type == "stream" and "rows per split" in o.text
+    )
+    stream.text = re.sub(
+        r"'train': (\d+)", lambda m: f"'train': {int(m.group(1)) + 1}", stream.text
+    )
     copy = tmp_path / "altered.ipynb"
     nbformat.write(nb, copy)
-    cmd = [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p",
-           "no:cacheprovider", "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"),
-           str(copy), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbval",
+        "--nbval-current-env",
+        "-p",
+        "no:cacheprovider",
+        "--nbval-sanitize-with",
+        str(ROOT / "tests" / "nbval_sanitize.cfg"),
+        str(copy),
+        "-q",
+    ]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 1, result.stdout[-2000:]
     assert "1 failed" in result.stdout

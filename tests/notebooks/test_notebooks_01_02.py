@@ -9,8 +9,9 @@ pytestmark = pytest.mark.slow  # real training or kernels: `make test`, not test
 def executed(tmp_path_factory, massive_like):
     out = tmp_path_factory.mktemp("nb")
     work = out / "work"
-    nb1 = run_notebook("01_explore_data.ipynb", out, data_source=str(massive_like),
-                       work_dir=str(work))
+    nb1 = run_notebook(
+        "01_explore_data.ipynb", out, data_source=str(massive_like), work_dir=str(work)
+    )
     nb2 = run_notebook("02_format_data.ipynb", out, work_dir=str(work))
     return nb1, nb2, work
 
@@ -43,5 +44,10 @@ def test_02_alone_recreates_the_splits_and_says_so(tmp_path):
 
 def test_unknown_parameter_stops_the_notebook(tmp_path, massive_like):
     with pytest.raises(PapermillExecutionError, match="'min_sample' .did you mean 'min_samples'"):
-        run_notebook("01_explore_data.ipynb", tmp_path, data_source=str(massive_like),
-                     work_dir=str(tmp_path / "w"), min_sample=50)
+        run_notebook(
+            "01_explore_data.ipynb",
+            tmp_path,
+            data_source=str(massive_like),
+            work_dir=str(tmp_path / "w"),
+            min_sample=50,
+        )

@@ -9,8 +9,10 @@ from notebook_runner import outputs_text, run_notebook
 
 from helpers.notebook import read_results
 
-FAKE_KEYS = {"MISTRAL_API_KEY": "mk-TESTKEY-7f3a9c2e51d84b6fa0c3e9d1b2a4f6e8",
-             "WANDB_API_KEY": "wb0123456789abcdef0123456789abcdef012345"}
+FAKE_KEYS = {
+    "MISTRAL_API_KEY": "mk-TESTKEY-7f3a9c2e51d84b6fa0c3e9d1b2a4f6e8",
+    "WANDB_API_KEY": "wb0123456789abcdef0123456789abcdef012345",
+}
 
 pytestmark = pytest.mark.slow  # real training or kernels: `make test`, not test-fast
 
@@ -21,11 +23,21 @@ def run(tmp_path_factory, small_massive_like):
     work = out / "work"
     with mock.patch.dict(os.environ, FAKE_KEYS):
         books = [
-            run_notebook("01_explore_data.ipynb", out, data_source=str(small_massive_like),
-                         min_samples=50, work_dir=str(work)),
+            run_notebook(
+                "01_explore_data.ipynb",
+                out,
+                data_source=str(small_massive_like),
+                min_samples=50,
+                work_dir=str(work),
+            ),
             run_notebook("02_format_data.ipynb", out, work_dir=str(work)),
-            run_notebook("03_train_classifier.ipynb", out, training_steps=12,
-                         wandb_project="intent-tests", work_dir=str(work)),
+            run_notebook(
+                "03_train_classifier.ipynb",
+                out,
+                training_steps=12,
+                wandb_project="intent-tests",
+                work_dir=str(work),
+            ),
             run_notebook("04_inference_evaluation.ipynb", out, work_dir=str(work)),
         ]
     return books, work

@@ -15,8 +15,13 @@ from notebook_runner import run_notebook
 def lessons(tmp_path_factory, small_massive_like):
     out = tmp_path_factory.mktemp("lessons_08_09")
     work = out / "work"
-    run_notebook("01_explore_data.ipynb", out, data_source=str(small_massive_like),
-                 min_samples=50, work_dir=str(work))
+    run_notebook(
+        "01_explore_data.ipynb",
+        out,
+        data_source=str(small_massive_like),
+        min_samples=50,
+        work_dir=str(work),
+    )
     return out, work, small_massive_like
 
 
@@ -38,20 +43,29 @@ def test_lesson_02_keeps_examples_per_intent(lessons):
 def test_lesson_02_refuses_out_of_range_values(lessons, value):
     out, work, _ = lessons
     with pytest.raises(pm.PapermillExecutionError, match=r"examples_per_intent="):
-        run_notebook("02_format_data.ipynb", out / "bad", examples_per_intent=value,
-                     work_dir=str(work))
+        run_notebook(
+            "02_format_data.ipynb", out / "bad", examples_per_intent=value, work_dir=str(work)
+        )
 
 
 @pytest.mark.slow
 def test_lesson_08_learning_curve(lessons):
     out, work, data = lessons
-    run_notebook("08_how_much_data.ipynb", out, data_source=str(data), min_samples=50,
-                 curve_sizes=[4, 0], curve_seeds=[1, 2], training_steps=4,
-                 work_dir=str(out / "work08"))
+    run_notebook(
+        "08_how_much_data.ipynb",
+        out,
+        data_source=str(data),
+        min_samples=50,
+        curve_sizes=[4, 0],
+        curve_seeds=[1, 2],
+        training_steps=4,
+        work_dir=str(out / "work08"),
+    )
     results = json.loads((out / "work08" / "learning_curve.json").read_text())
     points = {(p["method"], p["examples_per_intent"]) for p in results["curve"]}
-    assert points == {(m, n) for m in ("TF-IDF", "frozen embeddings + LR", "fine-tuned encoder")
-                      for n in (4, 0)}
+    assert points == {
+        (m, n) for m in ("TF-IDF", "frozen embeddings + LR", "fine-tuned encoder") for n in (4, 0)
+    }
     assert all(0 <= p["accuracy"] <= 1 and 0 <= p["macro_f1"] <= 1 for p in results["curve"])
     assert set(results["spread_at_smallest"]) == {m for m, _ in points}
 
@@ -60,8 +74,13 @@ def test_lesson_08_learning_curve(lessons):
 def test_lesson_08_refuses_out_of_range_sizes(lessons):
     out, _, data = lessons
     with pytest.raises(pm.PapermillExecutionError, match=r"examples_per_intent=-8"):
-        run_notebook("08_how_much_data.ipynb", out / "bad08", data_source=str(data),
-                     curve_sizes=[-8], work_dir=str(out / "bad08" / "work"))
+        run_notebook(
+            "08_how_much_data.ipynb",
+            out / "bad08",
+            data_source=str(data),
+            curve_sizes=[-8],
+            work_dir=str(out / "bad08" / "work"),
+        )
 
 
 @pytest.mark.slow
@@ -71,10 +90,10 @@ def test_lesson_09_exports_the_lesson_3_model(lessons):
     shutil.copytree(work / "splits", work09 / "splits")
     with mock.patch.dict(os.environ, {"FACTORY_ENCODER_PRECISION": "fp32"}):
         run_notebook("02_format_data.ipynb", out / "09", work_dir=str(work09))
-        run_notebook("03_train_classifier.ipynb", out / "09", training_steps=12,
-                     work_dir=str(work09))
-        run_notebook("09_take_it_home.ipynb", out / "09", timed_utterances=5,
-                     work_dir=str(work09))
+        run_notebook(
+            "03_train_classifier.ipynb", out / "09", training_steps=12, work_dir=str(work09)
+        )
+        run_notebook("09_take_it_home.ipynb", out / "09", timed_utterances=5, work_dir=str(work09))
     results = json.loads((work09 / "export.json").read_text())
     job = json.loads((work09 / "job.json").read_text())
     assert results["model"] == job["fine_tuned_model"]
@@ -86,4 +105,5 @@ def test_lesson_09_exports_the_lesson_3_model(lessons):
     for variant in ("fp32", "int8"):
         folder = work09 / "export" / variant
         assert {"model.onnx", "tokenizer.json", "labels.json", "predict.py", "README.md"} <= {
-            p.name for p in folder.iterdir()}
+            p.name for p in folder.iterdir()
+        }

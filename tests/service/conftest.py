@@ -27,8 +27,9 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
 
     def make(**settings) -> TestClient:
         settings.setdefault("data_dir", tmp_path / "factory")
-        client = TestClient(create_app(Settings(**settings), tfidf_registry()),
-                            base_url="http://127.0.0.1")
+        client = TestClient(
+            create_app(Settings(**settings), tfidf_registry()), base_url="http://127.0.0.1"
+        )
         client.__enter__()
         clients.append(client)
         return client
@@ -76,8 +77,9 @@ def live(tmp_path: Path):
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
     options = getattr(request.module, "SERVICE_OPTIONS", {})
-    service = InProcess(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]),
-                        **options)
+    service = InProcess(
+        tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]), **options
+    )
     yield service
     service.stop()
 

@@ -43,11 +43,24 @@ class Server:
         key = extra[extra.index("--api-key") + 1] if "--api-key" in extra else None
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.http = httpx.Client(base_url=self.url, timeout=30, headers=self.headers)
-        cmd = [sys.executable, "-m", "helpers.factory", "serve", "--port", str(self.port),
-               "--data-dir", str(data_dir), "--exit-with-parent", str(os.getpid()), *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "helpers.factory",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(data_dir),
+            "--exit-with-parent",
+            str(os.getpid()),
+            *extra,
+        ]
         self.process = subprocess.Popen(
-            cmd, env={**os.environ, **(env or {})},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cmd,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 180  # a loaded machine can take a minute to import
         while time.monotonic() < deadline:
@@ -87,11 +100,15 @@ class InProcess:
         self.log = logging.FileHandler(data_dir / "server.log", encoding="utf-8")
         self.log.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(self.log)
-        settings = Settings(data_dir=data_dir, api_key=api_key,
-                            max_upload_bytes=int(max_upload_mb * 1024 * 1024))
-        self.http = TestClient(create_app(settings), base_url=self.url,
-                               raise_server_exceptions=False,
-                               headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+        settings = Settings(
+            data_dir=data_dir, api_key=api_key, max_upload_bytes=int(max_upload_mb * 1024 * 1024)
+        )
+        self.http = TestClient(
+            create_app(settings),
+            base_url=self.url,
+            raise_server_exceptions=False,
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+        )
         self.http.__enter__()  # runs the lifespan: the worker starts
 
     def client(self, api_key: str = "local") -> Mistral:
@@ -138,11 +155,19 @@ def wait_for(client: Mistral, job_id: str, statuses: set[str], timeout: float = 
         time.sleep(0.2)
 
 
-def train(client: Mistral, train_id: str, valid_id: str | None = None, model="tfidf-logreg",
-          steps: int = 20, timeout: float = 120, learning_rate: float = 1e-4):
+def train(
+    client: Mistral,
+    train_id: str,
+    valid_id: str | None = None,
+    model="tfidf-logreg",
+    steps: int = 20,
+    timeout: float = 120,
+    learning_rate: float = 1e-4,
+):
     """The seed's sequence: create (auto_start False), wait VALIDATED, start, wait SUCCESS."""
     job = client.fine_tuning.jobs.create(
-        model=model, job_type="classifier",
+        model=model,
+        job_type="classifier",
         training_files=[{"file_id": train_id, "weight": 1}],
         validation_files=[valid_id] if valid_id else None,
         hyperparameters={"training_steps": steps, "learning_rate": learning_rate},

@@ -25,8 +25,13 @@ WORDS = {
 
 def rows(n: int) -> list[dict]:
     labels = list(WORDS)
-    return [{"text": " ".join(WORDS[labels[i % 3]][j % 6] for j in range(i % 3, i % 3 + 4)),
-             "labels": {"intent": labels[i % 3]}} for i in range(n)]
+    return [
+        {
+            "text": " ".join(WORDS[labels[i % 3]][j % 6] for j in range(i % 3, i % 3 + 4)),
+            "labels": {"intent": labels[i % 3]},
+        }
+        for i in range(n)
+    ]
 
 
 def jsonl(items: list) -> bytes:
@@ -43,8 +48,9 @@ def upload(client: TestClient, content: bytes, name: str = "train.jsonl", **head
     return response.json()["id"]
 
 
-def wait(client: TestClient, job_id: str, statuses: set[str], timeout: float = 60,
-         **headers) -> dict:
+def wait(
+    client: TestClient, job_id: str, statuses: set[str], timeout: float = 60, **headers
+) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         job = client.get(f"/v1/fine_tuning/jobs/{job_id}", headers=headers).json()
@@ -56,9 +62,16 @@ def wait(client: TestClient, job_id: str, statuses: set[str], timeout: float = 6
 
 def train(client: TestClient, steps: int = 10, n: int = 30, **headers) -> dict:
     file_id = upload(client, jsonl(rows(n)), **headers)
-    job = client.post("/v1/fine_tuning/jobs", headers=headers, json={
-        "model": "tfidf-logreg", "training_files": [{"file_id": file_id}],
-        "hyperparameters": {"training_steps": steps}, "auto_start": True}).json()
+    job = client.post(
+        "/v1/fine_tuning/jobs",
+        headers=headers,
+        json={
+            "model": "tfidf-logreg",
+            "training_files": [{"file_id": file_id}],
+            "hyperparameters": {"training_steps": steps},
+            "auto_start": True,
+        },
+    ).json()
     job = wait(client, job["id"], TERMINAL, **headers)
     assert job["status"] == "SUCCESS", job["events"]
     return job

@@ -26,8 +26,7 @@ def put_in_hub_cache(cache: Path, repo_id: str, files: Path) -> None:
 def test_an_encoder_cached_after_start_is_listed_and_trains(tmp_path):
     cache = tmp_path / "hub"
     cache.mkdir()
-    server = Server(tmp_path / "factory", env={"HF_HUB_CACHE": str(cache),
-                                               "HF_HUB_OFFLINE": "1"})
+    server = Server(tmp_path / "factory", env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
     try:
         client = server.client()
 
@@ -49,15 +48,19 @@ def test_reasons_name_what_keeps_the_encoder_away(monkeypatch, tmp_path):
     monkeypatch.setattr(models, "_from_cache", lambda name: None)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert models.ensure_encoder("multilingual-minilm-l12-v2") == (
-        "the hub is unreachable (offline mode: HF_HUB_OFFLINE is set)")
+        "the hub is unreachable (offline mode: HF_HUB_OFFLINE is set)"
+    )
     assert models.ensure_encoder(MULTI, download=False) == (
-        "its weights are not on this machine and downloading them is switched off")
+        "its weights are not on this machine and downloading them is switched off"
+    )
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(models, "hub_offline", lambda: False)
-    monkeypatch.setattr(data, "_hub_unreachable",
-                        lambda: "https://huggingface.co unreachable: ConnectError")
+    monkeypatch.setattr(
+        data, "_hub_unreachable", lambda: "https://huggingface.co unreachable: ConnectError"
+    )
     assert models.ensure_encoder(MULTI) == (
-        "the hub is unreachable (https://huggingface.co unreachable: ConnectError)")
+        "the hub is unreachable (https://huggingface.co unreachable: ConnectError)"
+    )
 
 
 @pytest.mark.parametrize("model", ["minilm-l6-v2", "tfidf-logreg"])

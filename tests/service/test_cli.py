@@ -41,8 +41,19 @@ def test_a_corrupted_database_stops_start_up_with_a_message_not_a_traceback(tmp_
     (data_dir / "factory.sqlite3").write_bytes(b"garbage" * 1000)
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
-        [sys.executable, "-m", "helpers.factory", "serve", "--port", "0", "--data-dir",
-         str(data_dir)], capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "helpers.factory",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(root)},
     )
     assert done.returncode == 3

@@ -15,8 +15,12 @@ from mistralai.client import errors  # noqa: E402
 
 from helpers.factory.schemas import MAX_EMBED_INPUTS  # noqa: E402
 
-TEXTS = ["set an alarm for seven tomorrow", "wake me up at 7 am", "play some jazz music",
-         "what's the weather in paris"]
+TEXTS = [
+    "set an alarm for seven tomorrow",
+    "wake me up at 7 am",
+    "play some jazz music",
+    "what's the weather in paris",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +38,10 @@ def client(server):
 @pytest.fixture(scope="module")
 def files(client, tmp_path_factory):
     folder = tmp_path_factory.mktemp("embedding_data")
-    return (upload(client, write_jsonl(folder / "train.jsonl", intent_rows(60))),
-            upload(client, write_jsonl(folder / "valid.jsonl", intent_rows(12, seed=1))))
+    return (
+        upload(client, write_jsonl(folder / "train.jsonl", intent_rows(60))),
+        upload(client, write_jsonl(folder / "valid.jsonl", intent_rows(12, seed=1))),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +64,9 @@ def reference_embeddings(texts) -> np.ndarray:
 
     path = str(resolve_encoder(DEFAULT_ENCODER))
     tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
-    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=64,
-                      return_tensors="pt")
+    batch = tokenizer(
+        list(texts), padding=True, truncation=True, max_length=64, return_tensors="pt"
+    )
     with torch.no_grad():
         hidden = model(**batch).last_hidden_state
     m = batch["attention_mask"].unsqueeze(-1).float()
@@ -82,8 +89,9 @@ def test_base_encoder_batch_is_mean_pooled_and_normalised(client):
 
 def test_single_string_alias_and_determinism(client):
     one = vectors(client.embeddings.create(model="minilm-l6-v2", inputs=TEXTS[2]))
-    alias = vectors(client.embeddings.create(
-        model="sentence-transformers/all-MiniLM-L6-v2", inputs=[TEXTS[2]]))
+    alias = vectors(
+        client.embeddings.create(model="sentence-transformers/all-MiniLM-L6-v2", inputs=[TEXTS[2]])
+    )
     batch = vectors(client.embeddings.create(model="minilm-l6-v2", inputs=TEXTS))
     assert one.shape == (1, 384)
     np.testing.assert_array_equal(one, alias)
@@ -130,12 +138,15 @@ def test_unknown_model_is_404(client):
         assert "No model matches" in e.value.body
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"inputs": []}, "input"),
-    ({"inputs": ["ok"], "output_dtype": "int8"}, "output_dtype"),
-    ({"inputs": ["ok"], "encoding_format": "base64"}, "encoding_format"),
-    ({"inputs": ["ok"], "output_dimension": 128}, "output_dimension"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"inputs": []}, "input"),
+        ({"inputs": ["ok"], "output_dtype": "int8"}, "output_dtype"),
+        ({"inputs": ["ok"], "encoding_format": "base64"}, "encoding_format"),
+        ({"inputs": ["ok"], "output_dimension": 128}, "output_dimension"),
+    ],
+)
 def test_bad_input_is_422_naming_the_field(client, kwargs, field):
     with pytest.raises(errors.HTTPValidationError) as e:
         client.embeddings.create(model="minilm-l6-v2", **kwargs)
@@ -149,8 +160,9 @@ def test_non_string_and_too_many_inputs_are_422(server):
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][:2] == ["body", "input"]
     missing = httpx.post(url, json={"input": ["ok"]}, timeout=30)
     assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "model"]
-    many = httpx.post(url, json={"model": "minilm-l6-v2", "input": ["x"] * (MAX_EMBED_INPUTS + 1)},
-                      timeout=30)
+    many = httpx.post(
+        url, json={"model": "minilm-l6-v2", "input": ["x"] * (MAX_EMBED_INPUTS + 1)}, timeout=30
+    )
     assert many.status_code == 422
 
 

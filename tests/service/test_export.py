@@ -36,19 +36,33 @@ def factory(tmp_path_factory):
     server = Server(work / "factory", env={"FACTORY_ENCODER_PRECISION": "fp32"})
     try:
         client = server.client()
-        train_id, valid_id = upload(client, work / "train.jsonl"), upload(
-            client, work / "validation.jsonl")
+        train_id, valid_id = (
+            upload(client, work / "train.jsonl"),
+            upload(client, work / "validation.jsonl"),
+        )
         # the encoder with the lessons' default recipe (300 steps, lr 2e-4): int8 agreement is
         # judged on the model a learner exports, not on a barely trained one with flat scores
-        jobs = {base: train(client, train_id, valid_id, model=base, steps=steps, timeout=1500,
-                            learning_rate=lr)
-                for base, steps, lr in (("minilm-l6-v2", 300, 2e-4), ("tfidf-logreg", 20, 1e-4))}
+        jobs = {
+            base: train(
+                client, train_id, valid_id, model=base, steps=steps, timeout=1500, learning_rate=lr
+            )
+            for base, steps, lr in (("minilm-l6-v2", 300, 2e-4), ("tfidf-logreg", 20, 1e-4))
+        }
         texts = splits.test["text"].tolist()
-        served = {base: classify_all(client, job.fine_tuned_model, texts, progress=False)
-                  for base, job in jobs.items()}
-        yield {"server": server, "client": client, "data_dir": work / "factory", "work": work,
-               "texts": texts, "models": {b: j.fine_tuned_model for b, j in jobs.items()},
-               "served": served, "train_id": train_id}
+        served = {
+            base: classify_all(client, job.fine_tuned_model, texts, progress=False)
+            for base, job in jobs.items()
+        }
+        yield {
+            "server": server,
+            "client": client,
+            "data_dir": work / "factory",
+            "work": work,
+            "texts": texts,
+            "models": {b: j.fine_tuned_model for b, j in jobs.items()},
+            "served": served,
+            "train_id": train_id,
+        }
     finally:
         server.stop()
 
@@ -56,25 +70,38 @@ def factory(tmp_path_factory):
 @pytest.fixture(scope="module")
 def runtime_python() -> Path:
     """A virtual environment holding only onnxruntime, tokenizers and numpy (and their deps)."""
-    folder = Path(os.environ.get("EXPORT_TEST_VENV")
-                  or Path.home() / ".cache" / "intent-tutorials" / "export-venv")
+    folder = Path(
+        os.environ.get("EXPORT_TEST_VENV")
+        or Path.home() / ".cache" / "intent-tutorials" / "export-venv"
+    )
     python = folder / "bin" / "python"
     probe = [str(python), "-c", "import onnxruntime, tokenizers, numpy"]
-    if not python.exists() or subprocess.run(probe, capture_output=True,
-                                             env=CLEAN_ENV).returncode != 0:
+    if (
+        not python.exists()
+        or subprocess.run(probe, capture_output=True, env=CLEAN_ENV).returncode != 0
+    ):
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *RUNTIME], check=True,
-                       timeout=900)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", *RUNTIME], check=True, timeout=900
+        )
     for absent in ("torch", "helpers", "transformers", "sklearn"):
-        found = subprocess.run([str(python), "-c", f"import {absent}"], capture_output=True,
-                               cwd="/", env=CLEAN_ENV)
+        found = subprocess.run(
+            [str(python), "-c", f"import {absent}"], capture_output=True, cwd="/", env=CLEAN_ENV
+        )
         assert found.returncode != 0, f"the runtime venv must not hold {absent}"
     return python
 
 
 def run_predict(python: Path, folder: Path, texts: list[str]) -> list[dict]:
-    done = subprocess.run([str(python), "predict.py"], cwd=folder, input="\n".join(texts) + "\n",
-                          capture_output=True, text=True, timeout=600, env=CLEAN_ENV)
+    done = subprocess.run(
+        [str(python), "predict.py"],
+        cwd=folder,
+        input="\n".join(texts) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=CLEAN_ENV,
+    )
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(rows) == len(texts)
@@ -99,11 +126,16 @@ def compare(served: list[dict], exported: list[dict]) -> tuple[float, float]:
 
 @pytest.mark.network
 @pytest.mark.slow
-@pytest.mark.parametrize("base,quantize", [("minilm-l6-v2", False), ("minilm-l6-v2", True),
-                                           ("tfidf-logreg", False)])
+@pytest.mark.parametrize(
+    "base,quantize", [("minilm-l6-v2", False), ("minilm-l6-v2", True), ("tfidf-logreg", False)]
+)
 def test_exported_model_reproduces_the_service(factory, runtime_python, tmp_path, base, quantize):
-    folder = export_model(factory["models"][base], tmp_path / "exported",
-                          data_dir=factory["data_dir"], quantize=quantize)
+    folder = export_model(
+        factory["models"][base],
+        tmp_path / "exported",
+        data_dir=factory["data_dir"],
+        quantize=quantize,
+    )
     manifest = json.loads((folder / "labels.json").read_text())
     assert manifest["model"] == factory["models"][base]
     assert (folder / "README.md").exists()
@@ -120,8 +152,15 @@ def test_exported_model_reproduces_the_service(factory, runtime_python, tmp_path
 @pytest.mark.slow
 def test_cli_exports_and_replaces_an_earlier_export(factory, tmp_path):
     out = tmp_path / "cli"
-    cmd = [sys.executable, "-m", "helpers.export", "--data-dir", str(factory["data_dir"]),
-           factory["models"]["tfidf-logreg"], str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "helpers.export",
+        "--data-dir",
+        str(factory["data_dir"]),
+        factory["models"]["tfidf-logreg"],
+        str(out),
+    ]
     for _ in range(2):  # the second run replaces the first export
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
@@ -134,8 +173,12 @@ def test_cli_exports_and_replaces_an_earlier_export(factory, tmp_path):
         export_model(factory["models"]["tfidf-logreg"], mine, data_dir=factory["data_dir"])
     assert (mine / "notes.txt").read_text() == "keep me"
     with pytest.raises(ExportError, match="int8 quantization applies to encoder models only"):
-        export_model(factory["models"]["tfidf-logreg"], tmp_path / "q",
-                     data_dir=factory["data_dir"], quantize=True)
+        export_model(
+            factory["models"]["tfidf-logreg"],
+            tmp_path / "q",
+            data_dir=factory["data_dir"],
+            quantize=True,
+        )
 
 
 @pytest.mark.slow
@@ -143,8 +186,19 @@ def test_unknown_model_is_a_clear_error(factory, tmp_path):
     with pytest.raises(ExportError, match=r"unknown model 'ft:classifier:nope'.*fine-tuned models"):
         export_model("ft:classifier:nope", tmp_path / "x", data_dir=factory["data_dir"])
     done = subprocess.run(
-        [sys.executable, "-m", "helpers.export", "--data-dir", str(factory["data_dir"]),
-         "no-such-model", str(tmp_path / "y")], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "helpers.export",
+            "--data-dir",
+            str(factory["data_dir"]),
+            "no-such-model",
+            str(tmp_path / "y"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2
     assert "unknown model 'no-such-model'" in done.stderr
     assert not (tmp_path / "y").exists()
@@ -154,11 +208,17 @@ def test_unknown_model_is_a_clear_error(factory, tmp_path):
 def test_unfinished_job_is_a_clear_error(factory, tmp_path):
     client = factory["client"]
     job = client.fine_tuning.jobs.create(
-        model="tfidf-logreg", job_type="classifier",
+        model="tfidf-logreg",
+        job_type="classifier",
         training_files=[{"file_id": factory["train_id"], "weight": 1}],
-        hyperparameters={"training_steps": 5, "learning_rate": 1e-4}, auto_start=False)
-    with pytest.raises(ExportError, match=rf"not finished: its job {job.id} is "
-                                          r"(QUEUED|VALIDATING|VALIDATED)"):
+        hyperparameters={"training_steps": 5, "learning_rate": 1e-4},
+        auto_start=False,
+    )
+    with pytest.raises(
+        ExportError,
+        match=rf"not finished: its job {job.id} is "
+        r"(QUEUED|VALIDATING|VALIDATED)",
+    ):
         export_model(job.id, tmp_path / "x", data_dir=factory["data_dir"])
     assert not (tmp_path / "x").exists()
 

@@ -21,7 +21,10 @@ def test_upload_list_retrieve_download_delete(client, tmp_path):
     path = write_jsonl(tmp_path / "train.jsonl", intent_rows(12))
     created = client.files.upload(file={"file_name": "train.jsonl", "content": open(path, "rb")})
     assert (created.filename, created.size_bytes, created.num_lines) == (
-        "train.jsonl", path.stat().st_size, 12)
+        "train.jsonl",
+        path.stat().st_size,
+        12,
+    )
     assert created.purpose == "fine-tune" and created.object == "file"
     assert created.id in [f.id for f in client.files.list().data]
     assert client.files.list().total >= 1
@@ -36,8 +39,12 @@ def test_upload_list_retrieve_download_delete(client, tmp_path):
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("../../etc/passwd", "passwd"), ("C:\\Users\\me\\train.jsonl", "train.jsonl"),
-     ("..", "upload.jsonl"), ("x" * 300 + ".jsonl", "x" * 194 + ".jsonl")],
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\train.jsonl", "train.jsonl"),
+        ("..", "upload.jsonl"),
+        ("x" * 300 + ".jsonl", "x" * 194 + ".jsonl"),
+    ],
 )
 def test_file_names_are_sanitized(client, name, expected):
     created = client.files.upload(file={"file_name": name, "content": b'{"a": 1}\n'})
@@ -45,11 +52,14 @@ def test_file_names_are_sanitized(client, name, expected):
 
 
 def test_control_characters_are_removed_from_file_names(server):
-    body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; "
-            b"filename=\"dir/ba\x01d\x7fna\x1bme.jsonl\"\r\n"
-            b"Content-Type: application/octet-stream\r\n\r\n{}\n\r\n--b--\r\n")
-    response = server.http.post("/v1/files", content=body,
-                          headers={"content-type": "multipart/form-data; boundary=b"})
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; '
+        b'filename="dir/ba\x01d\x7fna\x1bme.jsonl"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n{}\n\r\n--b--\r\n"
+    )
+    response = server.http.post(
+        "/v1/files", content=body, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["filename"] == "badname.jsonl"
 
@@ -64,18 +74,21 @@ def test_oversize_upload_is_413(server, client):
 
 
 def test_upload_without_file_part_is_422_list_form(server):
-    response = server.http.post("/v1/files", data={"purpose": "fine-tune"},
-                          files={"other": ("a.txt", b"x")})
+    response = server.http.post(
+        "/v1/files", data={"purpose": "fine-tune"}, files={"other": ("a.txt", b"x")}
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "file"]
 
 
 def test_unknown_ids_are_404(client):
-    for call in (lambda: client.files.retrieve(file_id="nope"),
-                 lambda: client.fine_tuning.jobs.get(job_id="nope"),
-                 lambda: client.fine_tuning.jobs.start(job_id="nope"),
-                 lambda: client.models.retrieve(model_id="ft:classifier:nope:0:0:0"),
-                 lambda: client.models.delete(model_id="ft:classifier:nope:0:0:0")):
+    for call in (
+        lambda: client.files.retrieve(file_id="nope"),
+        lambda: client.fine_tuning.jobs.get(job_id="nope"),
+        lambda: client.fine_tuning.jobs.start(job_id="nope"),
+        lambda: client.models.retrieve(model_id="ft:classifier:nope:0:0:0"),
+        lambda: client.models.delete(model_id="ft:classifier:nope:0:0:0"),
+    ):
         with pytest.raises(errors.SDKError) as e:
             call()
         assert e.value.status_code == 404
@@ -91,7 +104,8 @@ def test_ministral_is_refused_with_the_available_models(client, tmp_path):
     train_id = upload(client, write_jsonl(tmp_path / "t.jsonl", intent_rows(9)))
     with pytest.raises(errors.SDKError) as e:
         client.fine_tuning.jobs.create(
-            model="ministral-3b-latest", job_type="classifier",
+            model="ministral-3b-latest",
+            job_type="classifier",
             training_files=[{"file_id": train_id, "weight": 1}],
             hyperparameters={"training_steps": 10, "learning_rate": 4e-5},
         )
@@ -104,20 +118,27 @@ def test_ministral_is_refused_with_the_available_models(client, tmp_path):
 def test_create_with_missing_file_is_404_and_bad_body_is_422(server, client):
     with pytest.raises(errors.SDKError) as e:
         client.fine_tuning.jobs.create(
-            model="tfidf-logreg", job_type="classifier",
+            model="tfidf-logreg",
+            job_type="classifier",
             training_files=[{"file_id": "missing", "weight": 1}],
             hyperparameters={"training_steps": 10},
         )
     assert e.value.status_code == 404
-    for body in ({"model": "tfidf-logreg", "training_files": []},
-                 {"model": "tfidf-logreg", "hyperparameters": {"training_steps": 0},
-                  "training_files": [{"file_id": "x"}]},
-                 {"training_files": [{"file_id": "x"}]}):
+    for body in (
+        {"model": "tfidf-logreg", "training_files": []},
+        {
+            "model": "tfidf-logreg",
+            "hyperparameters": {"training_steps": 0},
+            "training_files": [{"file_id": "x"}],
+        },
+        {"training_files": [{"file_id": "x"}]},
+    ):
         response = server.http.post("/v1/fine_tuning/jobs", json=body)
         assert response.status_code == 422
         assert isinstance(response.json()["detail"], list)
-    response = server.http.post("/v1/fine_tuning/jobs", content=b"{not json",
-                          headers={"content-type": "application/json"})
+    response = server.http.post(
+        "/v1/fine_tuning/jobs", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422 and isinstance(response.json()["detail"], list)
 
 
@@ -125,17 +146,24 @@ def test_wandb_key_is_never_echoed(server, client, tmp_path):
     train_id = upload(client, write_jsonl(tmp_path / "t.jsonl", intent_rows(9)))
     key = "k" * 40
     job = client.fine_tuning.jobs.create(
-        model="tfidf-logreg", job_type="classifier",
+        model="tfidf-logreg",
+        job_type="classifier",
         training_files=[{"file_id": train_id, "weight": 1}],
-        hyperparameters={"training_steps": 5}, auto_start=False,
+        hyperparameters={"training_steps": 5},
+        auto_start=False,
         integrations=[{"project": "intent-demo", "api_key": key}],
     )
     assert job.integrations[0].project == "intent-demo"
     client.fine_tuning.jobs.cancel(job_id=job.id)
     raw = server.http.get("/v1/fine_tuning/jobs/{job.id}").text
-    bad = server.http.post("/v1/fine_tuning/jobs", json={
-        "model": "tfidf-logreg", "training_files": [{"file_id": train_id}],
-        "integrations": [{"api_key": key}]})
+    bad = server.http.post(
+        "/v1/fine_tuning/jobs",
+        json={
+            "model": "tfidf-logreg",
+            "training_files": [{"file_id": train_id}],
+            "integrations": [{"api_key": key}],
+        },
+    )
     assert bad.status_code == 422
     for text in (raw, bad.text, (server.data_dir / "server.log").read_text()):
         assert key not in text
@@ -158,8 +186,9 @@ def test_models_list_retrieve_delete(client, trained):
 
 
 def test_classify_single_label(client, trained):
-    result = client.classifiers.classify(model=trained.fine_tuned_model,
-                                         inputs=["play my jazz playlist", "", "rain forecast"])
+    result = client.classifiers.classify(
+        model=trained.fine_tuned_model, inputs=["play my jazz playlist", "", "rain forecast"]
+    )
     assert len(result.results) == 3 and len(result.id) == 32
     for item in result.results:
         scores = item["intent"].scores

@@ -40,8 +40,11 @@ def statuses(job) -> list[str]:
 
 def create(client, train_id, model="tfidf-logreg", steps=10, **kwargs):
     return client.fine_tuning.jobs.create(
-        model=model, job_type="classifier", training_files=[{"file_id": train_id, "weight": 1}],
-        hyperparameters={"training_steps": steps, "learning_rate": 1e-4}, **kwargs,
+        model=model,
+        job_type="classifier",
+        training_files=[{"file_id": train_id, "weight": 1}],
+        hyperparameters={"training_steps": steps, "learning_rate": 1e-4},
+        **kwargs,
     )
 
 
@@ -50,8 +53,9 @@ def test_seed_sequence_tfidf(client, files):
     created = create(client, train_id, steps=20, validation_files=[valid_id], auto_start=False)
     assert created.status == "QUEUED" and created.job_type == "classifier"
     # unset hyperparameters come back as the trainer's declared defaults (L-BFGS ignores both)
-    assert created.hyperparameters.weight_decay == TfidfLogRegTrainer.defaults.weight_decay == 0.0
-    assert created.hyperparameters.warmup_fraction == TfidfLogRegTrainer.defaults.warmup_fraction == 0.0
+    defaults = TfidfLogRegTrainer.defaults
+    assert created.hyperparameters.weight_decay == defaults.weight_decay == 0.0
+    assert created.hyperparameters.warmup_fraction == defaults.warmup_fraction == 0.0
     job = train(client, train_id, valid_id, steps=20)
     assert statuses(job) == ["QUEUED", "VALIDATING", "VALIDATED", "QUEUED", "RUNNING", "SUCCESS"]
     assert all(e.name == "status-updated" for e in job.events)
@@ -59,7 +63,10 @@ def test_seed_sequence_tfidf(client, files):
     assert match and match["base"] == "tfidf-logreg" and job.id.startswith(match["job"])
     target = job.classifier_targets[0]
     assert (target.name, target.labels, target.loss_function) == (
-        "intent", sorted(VOCAB), "single_class")
+        "intent",
+        sorted(VOCAB),
+        "single_class",
+    )
     assert job.hyperparameters.epochs == 20  # full batch: one step is one epoch
     meta = job.metadata
     assert meta.cost == 0.0 and meta.cost_currency == "EUR" and meta.data_tokens == 360
@@ -69,8 +76,9 @@ def test_seed_sequence_tfidf(client, files):
     assert 10 < steps[0] <= 20  # L-BFGS may converge before the step cap
     final = job.checkpoints[0].metrics
     assert final.valid_loss is not None and final.valid_mean_token_accuracy == 1.0
-    result = client.classifiers.classify(model=job.fine_tuned_model,
-                                         inputs=["set an alarm for seven", "will it rain"])
+    result = client.classifiers.classify(
+        model=job.fine_tuned_model, inputs=["set an alarm for seven", "will it rain"]
+    )
     best = [max(r["intent"].scores, key=r["intent"].scores.get) for r in result.results]
     assert best == ["alarm_set", "weather_query"]
 
@@ -129,15 +137,20 @@ def test_multi_target_and_multi_label(client, tmp_path):
     for i in range(90):
         chosen = sorted(rng.sample(topics, 1 + i % 2))
         words = [w for t in chosen for w in rng.sample(VOCAB[t], 2)]
-        rows.append({"text": " ".join(words),
-                     "labels": {"topics": chosen, "mood": ["calm", "urgent"][i % 2]}})
+        rows.append(
+            {
+                "text": " ".join(words),
+                "labels": {"topics": chosen, "mood": ["calm", "urgent"][i % 2]},
+            }
+        )
     train_id = upload(client, write_jsonl(tmp_path / "multi.jsonl", rows))
     job = train(client, train_id, steps=30)
     targets = {t.name: t for t in job.classifier_targets}
     assert targets["topics"].loss_function == "multi_class"
     assert targets["mood"].loss_function == "single_class"
-    result = client.classifiers.classify(model=job.fine_tuned_model,
-                                         inputs=["play jazz rain umbrella", "wake alarm"])
+    result = client.classifiers.classify(
+        model=job.fine_tuned_model, inputs=["play jazz rain umbrella", "wake alarm"]
+    )
     for item in result.results:
         assert set(item) == {"topics", "mood"}
         assert set(item["topics"].scores) == set(topics)
@@ -166,8 +179,9 @@ def test_seed_sequence_encoder(client, files):
     assert FT_ID.match(job.fine_tuned_model)["base"] == "minilm-l6-v2"
     assert job.hyperparameters.seq_len and job.checkpoints[0].step_number == 6
     assert job.checkpoints[0].metrics.valid_loss is not None
-    result = client.classifiers.classify(model=job.fine_tuned_model,
-                                         inputs=["play my jazz album", "umbrella rain forecast"])
+    result = client.classifiers.classify(
+        model=job.fine_tuned_model, inputs=["play my jazz album", "umbrella rain forecast"]
+    )
     for item in result.results:
         assert sum(item["intent"].scores.values()) == pytest.approx(1.0, abs=1e-5)
 

@@ -33,7 +33,8 @@ def test_restart_keeps_models_and_predictions(tmp_path):
         assert client.files.retrieve(file_id=train_id).filename == "train.jsonl"
         after = client.classifiers.classify(model=job.fine_tuned_model, inputs=texts)
         assert [r["intent"].scores for r in after.results] == [
-            r["intent"].scores for r in before.results]
+            r["intent"].scores for r in before.results
+        ]
     finally:
         second.stop()
 
@@ -44,19 +45,25 @@ def test_job_interrupted_by_a_restart_is_failed(tmp_path):
     client = first.client()
     train_id = upload(client, write_jsonl(tmp_path / "train.jsonl", intent_rows(45)))
     job = client.fine_tuning.jobs.create(
-        model="minilm-l6-v2", job_type="classifier",
+        model="minilm-l6-v2",
+        job_type="classifier",
         training_files=[{"file_id": train_id, "weight": 1}],
-        hyperparameters={"training_steps": 5000, "learning_rate": 1e-4}, auto_start=True,
+        hyperparameters={"training_steps": 5000, "learning_rate": 1e-4},
+        auto_start=True,
     )
     assert wait_for(client, job.id, {"RUNNING"}).status == "RUNNING"
     queued = client.fine_tuning.jobs.create(
-        model="tfidf-logreg", job_type="classifier",
+        model="tfidf-logreg",
+        job_type="classifier",
         training_files=[{"file_id": train_id, "weight": 1}],
-        hyperparameters={"training_steps": 5, "learning_rate": 1e-4}, auto_start=True,
+        hyperparameters={"training_steps": 5, "learning_rate": 1e-4},
+        auto_start=True,
     )
     deadline = time.monotonic() + 60  # validated, then queued behind the running job
-    while client.fine_tuning.jobs.get(job_id=queued.id).events[-1].data != {"status": "QUEUED"} \
-            or len(client.fine_tuning.jobs.get(job_id=queued.id).events) < 4:
+    while (
+        client.fine_tuning.jobs.get(job_id=queued.id).events[-1].data != {"status": "QUEUED"}
+        or len(client.fine_tuning.jobs.get(job_id=queued.id).events) < 4
+    ):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     first.stop(signal.SIGKILL)
@@ -67,8 +74,10 @@ def test_job_interrupted_by_a_restart_is_failed(tmp_path):
         job = wait_for(client, job.id, TERMINAL, timeout=20)
         assert job.status == "FAILED"
         last = job.events[-1].data
-        assert last == {"status": "FAILED",
-                        "error": "interrupted: the service restarted while this job was running"}
+        assert last == {
+            "status": "FAILED",
+            "error": "interrupted: the service restarted while this job was running",
+        }
         assert not (data_dir / "models" / f".tmp-{job.id}").exists()
         # the job queued behind it never ran: it is trained now, not failed
         queued = wait_for(client, queued.id, TERMINAL, timeout=60)
@@ -82,12 +91,16 @@ def test_job_interrupted_by_a_restart_is_failed(tmp_path):
 def test_kill_during_an_upload_leaves_no_partial_file(tmp_path):
     data_dir = tmp_path / "factory"
     first = Server(data_dir)
-    head = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.jsonl\"\r\n"
-            b"\r\n" + b'{"text": "hi", "labels": {"intent": "a"}}\n' * 1000)
+    head = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="t.jsonl"\r\n'
+        b"\r\n" + b'{"text": "hi", "labels": {"intent": "a"}}\n' * 1000
+    )
     with socket.create_connection(("127.0.0.1", first.port)) as s:
-        s.sendall(b"POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                  b"Content-Type: multipart/form-data; boundary=b\r\n"
-                  b"Content-Length: 10000000\r\n\r\n" + head)
+        s.sendall(
+            b"POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 10000000\r\n\r\n" + head
+        )
         deadline = time.monotonic() + 30
         while not list((data_dir / "files").glob(".*.part")):
             assert time.monotonic() < deadline, "the upload never reached the disk"

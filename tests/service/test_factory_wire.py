@@ -21,8 +21,9 @@ def test_seed_sequence_over_a_socket(tmp_path):
         train_id = upload(client, write_jsonl(tmp_path / "train.jsonl", intent_rows(45)))
         valid_id = upload(client, write_jsonl(tmp_path / "valid.jsonl", intent_rows(9, seed=1)))
         job = train(client, train_id, valid_id, steps=10)
-        result = client.classifiers.classify(model=job.fine_tuned_model,
-                                             inputs=["play my jazz playlist", "rain forecast"])
+        result = client.classifiers.classify(
+            model=job.fine_tuned_model, inputs=["play my jazz playlist", "rain forecast"]
+        )
         best = [max(r["intent"].scores, key=r["intent"].scores.get) for r in result.results]
         assert best == ["play_music", "weather_query"]
         assert server.health()["worker"] is True

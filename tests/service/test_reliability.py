@@ -22,8 +22,12 @@ from helpers.factory.store import StateError, Store
 
 
 def create(api, file_id, **extra):
-    body = {"model": "tfidf-logreg", "training_files": [{"file_id": file_id}],
-            "hyperparameters": {"training_steps": 5}, **extra}
+    body = {
+        "model": "tfidf-logreg",
+        "training_files": [{"file_id": file_id}],
+        "hyperparameters": {"training_steps": 5},
+        **extra,
+    }
     return api.post("/v1/fine_tuning/jobs", json=body)
 
 
@@ -42,8 +46,10 @@ def test_classification_over_the_character_limit_is_413(make_client):
     response = api.post("/v1/classifications", json={"model": model, "input": ["a" * 600] * 2})
     assert response.status_code == 413
     assert "1200 characters" in response.json()["detail"]
-    assert api.post("/v1/classifications",
-                    json={"model": model, "input": ["a" * 500] * 2}).status_code == 200
+    assert (
+        api.post("/v1/classifications", json={"model": model, "input": ["a" * 500] * 2}).status_code
+        == 200
+    )
 
 
 def test_long_inputs_are_truncated_to_the_input_limit(make_client):
@@ -87,15 +93,16 @@ def test_jobs_this_machine_cannot_train_fail_validation_with_the_estimate(make_c
 
 
 def test_texts_tfidf_cannot_use_are_refused_or_warned(api):
-    emoji = [{"text": t, "labels": {"intent": lab}}
-             for t, lab in (("😀", "a"), ("7", "b"), ("🎵", "a"), ("1", "b"))]
+    emoji = [
+        {"text": t, "labels": {"intent": lab}}
+        for t, lab in (("😀", "a"), ("7", "b"), ("🎵", "a"), ("1", "b"))
+    ]
     job = validated(api, jsonl(emoji))
     assert job["status"] == "FAILED_VALIDATION"
     assert "no training text has a word" in job["events"][-1]["data"]["error"]
     job = validated(api, jsonl(rows(30) + emoji[:1]))
     assert job["status"] == "VALIDATED"
-    warnings = next(e["data"]["warnings"] for e in job["events"]
-                    if e["data"].get("warnings"))
+    warnings = next(e["data"]["warnings"] for e in job["events"] if e["data"].get("warnings"))
     assert any("line 31: no word of two letters" in w for w in warnings)
 
 
@@ -107,12 +114,15 @@ def test_unencodable_text_fails_validation_naming_the_line(api):
 
 
 def test_conflicting_labels_and_duplicate_keys_are_warned(api):
-    extra = ('{"text": "wake alarm set morning", "labels": {"intent": "play_music"}}\n'
-             '{"text": "play song", "labels": {"intent": "a", "intent": "play_music"}}\n')
+    extra = (
+        '{"text": "wake alarm set morning", "labels": {"intent": "play_music"}}\n'
+        '{"text": "play song", "labels": {"intent": "a", "intent": "play_music"}}\n'
+    )
     job = validated(api, jsonl(rows(30)) + extra.encode())
     assert job["status"] == "VALIDATED"
-    warnings = "\n".join(next(e["data"]["warnings"] for e in job["events"]
-                              if e["data"].get("warnings")))
+    warnings = "\n".join(
+        next(e["data"]["warnings"] for e in job["events"] if e["data"].get("warnings"))
+    )
     assert "line 31, field 'labels': warning: same text as train.jsonl line 1" in warnings
     assert "line 32, field 'intent': warning: duplicate key" in warnings
 
@@ -122,18 +132,24 @@ def test_malformed_numbers_and_pages_are_422(api):
     assert api.get("/v1/files", params={"page": "NaN"}).status_code == 422
     file_id = upload(api, jsonl(rows(30)))
     for raw in ('{"learning_rate": NaN}', '{"epochs": 1e309}', '{"epochs": Infinity}'):
-        body = (f'{{"model": "tfidf-logreg", "training_files": [{{"file_id": "{file_id}"}}], '
-                f'"hyperparameters": {raw}}}')
-        response = api.post("/v1/fine_tuning/jobs", content=body,
-                            headers={"content-type": "application/json"})
+        body = (
+            f'{{"model": "tfidf-logreg", "training_files": [{{"file_id": "{file_id}"}}], '
+            f'"hyperparameters": {raw}}}'
+        )
+        response = api.post(
+            "/v1/fine_tuning/jobs", content=body, headers={"content-type": "application/json"}
+        )
         assert response.status_code == 422, raw
     assert api.get("/v1/fine_tuning/jobs").json()["total"] == 0
 
 
 def test_wandb_key_with_the_wrong_type_is_not_echoed(api):
     file_id = upload(api, jsonl(rows(30)))
-    for integrations in ([{"project": "p", "api_key": 123456789012}],
-                         ["123456789012"], "123456789012"):
+    for integrations in (
+        [{"project": "p", "api_key": 123456789012}],
+        ["123456789012"],
+        "123456789012",
+    ):
         response = create(api, file_id, integrations=integrations)
         assert response.status_code == 422
         assert "123456789012" not in response.text
@@ -157,8 +173,10 @@ def test_a_stalled_body_gets_408(live):
     url = live(limits=Limits(body_timeout_s=0.5))
     port = int(url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"POST /v1/classifications HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                  b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mo")
+        s.sendall(
+            b"POST /v1/classifications HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mo'
+        )
         start = time.monotonic()
         answer = s.recv(4096)
     assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - start < 5
@@ -172,23 +190,28 @@ def test_host_header_allow_list(make_client):
     assert api.get("/health", headers={"host": "evil.example:8000"}).status_code == 400
     for host in ("127.0.0.1:8000", "localhost", "[::1]:8000"):
         assert api.get("/health", headers={"host": host}).status_code == 200, host
-    other = make_client(data_dir=api.app.state.factory.settings.data_dir.parent / "b",
-                        allowed_hosts=("factory.lan",))
+    other = make_client(
+        data_dir=api.app.state.factory.settings.data_dir.parent / "b",
+        allowed_hosts=("factory.lan",),
+    )
     assert other.get("/health", headers={"host": "factory.lan:80"}).status_code == 200
 
 
 def test_cross_origin_requests_are_refused(make_client, tmp_path):
     api = make_client(allowed_origins=("http://localhost:3000",))
     evil = {"origin": "http://evil.example"}
-    assert api.post("/v1/files", files={"file": ("a.jsonl", b"{}\n")},
-                    headers=evil).status_code == 403
+    assert (
+        api.post("/v1/files", files={"file": ("a.jsonl", b"{}\n")}, headers=evil).status_code == 403
+    )
     assert api.post("/v1/fine_tuning/jobs/x/start", headers=evil).status_code == 403
     assert api.get("/v1/models", headers={"sec-fetch-site": "cross-site"}).status_code == 403
     assert api.get("/v1/models", headers={"origin": "http://127.0.0.1"}).status_code == 200
-    assert api.get("/v1/models",
-                   headers={"origin": "http://localhost:3000"}).status_code == 200
-    form = api.post("/v1/fine_tuning/jobs/x/cancel", content=b"a=1",
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+    assert api.get("/v1/models", headers={"origin": "http://localhost:3000"}).status_code == 200
+    form = api.post(
+        "/v1/fine_tuning/jobs/x/cancel",
+        content=b"a=1",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert form.status_code == 415
 
 
@@ -205,8 +228,12 @@ def test_key_guards_health_docs_and_schema_and_non_ascii_tokens_are_401(make_cli
 def test_data_directory_and_files_are_owner_only(api):
     store = api.app.state.factory.store
     file_id = upload(api, jsonl(rows(30)))
-    for path, mode in ((store.data_dir, 0o700), (store.files_dir, 0o700),
-                       (store.db_path, 0o600), (store.file_path(file_id), 0o600)):
+    for path, mode in (
+        (store.data_dir, 0o700),
+        (store.files_dir, 0o700),
+        (store.db_path, 0o600),
+        (store.file_path(file_id), 0o600),
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
 
 
@@ -225,8 +252,16 @@ def test_lost_write_ahead_log_is_refused(tmp_path):
     data_dir = tmp_path / "factory"
     store = Store(data_dir)
     for i in range(3):
-        store.add_file({"id": f"f{i}", "filename": "a", "bytes": 1, "created_at": 0,
-                        "sample_type": "instruct", "source": "upload"})
+        store.add_file(
+            {
+                "id": f"f{i}",
+                "filename": "a",
+                "bytes": 1,
+                "created_at": 0,
+                "sample_type": "instruct",
+                "source": "upload",
+            }
+        )
     # a copy of the main file alone, as if the -wal file had been deleted
     backup = sqlite3.connect(tmp_path / "copy.sqlite3")
     raw = (data_dir / "factory.sqlite3").read_bytes()
@@ -272,23 +307,51 @@ def test_queued_jobs_go_back_to_the_queue_after_a_restart(make_client, tmp_path)
     store = Store(data_dir)
     path = store.file_path("train")
     path.write_bytes(jsonl(rows(30)))
-    store.add_file({"id": "train", "filename": "train.jsonl", "bytes": path.stat().st_size,
-                    "created_at": 0, "sample_type": "instruct", "source": "upload"})
+    store.add_file(
+        {
+            "id": "train",
+            "filename": "train.jsonl",
+            "bytes": path.stat().st_size,
+            "created_at": 0,
+            "sample_type": "instruct",
+            "source": "upload",
+        }
+    )
     api = make_client(data_dir=data_dir)
     api.__exit__(None, None, None)  # stop the worker; now fake what a killed process leaves
-    hp = {"training_steps": 5, "learning_rate": 1e-4, "weight_decay": 0.1,
-          "warmup_fraction": 0.05}
-    queued = store.create_job({"model": "tfidf-logreg", "auto_start": 1,
-                               "training_files": ["train"], "hyperparameters": hp,
-                               "metadata": {}})
-    validating = store.create_job({"model": "tfidf-logreg", "auto_start": 1,
-                                   "training_files": ["train"], "hyperparameters": hp,
-                                   "metadata": {}})
+    hp = {"training_steps": 5, "learning_rate": 1e-4, "weight_decay": 0.1, "warmup_fraction": 0.05}
+    queued = store.create_job(
+        {
+            "model": "tfidf-logreg",
+            "auto_start": 1,
+            "training_files": ["train"],
+            "hyperparameters": hp,
+            "metadata": {},
+        }
+    )
+    validating = store.create_job(
+        {
+            "model": "tfidf-logreg",
+            "auto_start": 1,
+            "training_files": ["train"],
+            "hyperparameters": hp,
+            "metadata": {},
+        }
+    )
     store.transition(queued.id, ["QUEUED"], "VALIDATING")
-    store.transition(queued.id, ["VALIDATING"], "VALIDATED",
-                     classifier_targets=[{"name": "intent", "labels": sorted(
-                         {r["labels"]["intent"] for r in rows(3)}), "weight": 1.0,
-                         "loss_function": "single_class"}])
+    store.transition(
+        queued.id,
+        ["VALIDATING"],
+        "VALIDATED",
+        classifier_targets=[
+            {
+                "name": "intent",
+                "labels": sorted({r["labels"]["intent"] for r in rows(3)}),
+                "weight": 1.0,
+                "loss_function": "single_class",
+            }
+        ],
+    )
     store.transition(queued.id, ["VALIDATED"], "QUEUED", started=1)
     store.transition(validating.id, ["QUEUED"], "VALIDATING")
     store._db.close()
@@ -309,10 +372,13 @@ def test_incomplete_multipart_is_rejected_and_stale_partials_are_removed(make_cl
     while stale.exists() and time.monotonic() < wait_until:
         time.sleep(0.05)
     assert not stale.exists()
-    body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jsonl\"\r\n"
-            b"\r\n{\"text\": \"hi\"}\n")
-    response = api.post("/v1/files", content=body,
-                        headers={"content-type": "multipart/form-data; boundary=b"})
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n'
+        b'\r\n{"text": "hi"}\n'
+    )
+    response = api.post(
+        "/v1/files", content=body, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
     assert response.status_code == 422 and "closing boundary" in response.text
     assert api.get("/v1/files").json()["total"] == 0
     assert not list((data_dir / "files").glob(".*.part"))
@@ -332,8 +398,7 @@ def test_concurrent_requests_share_one_forward_pass(api):
             calls.append(len(texts))
             return predictor.predict(texts)
 
-    batcher = Batcher(Counting(), factory.store.model_dir(model), max_batch=64,
-                      max_wait_s=0.5)
+    batcher = Batcher(Counting(), factory.store.model_dir(model), max_batch=64, max_wait_s=0.5)
     texts = [f"play some jazz {i}" for i in range(20)]
     futures = [batcher.submit([t]) for t in texts]
     results = [f.result(timeout=10)[0] for f in futures]

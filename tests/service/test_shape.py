@@ -25,11 +25,16 @@ def test_unknown_ids_are_404_with_the_sdk_messages(api):
 
 
 def test_bad_bodies_are_422_in_list_form(api):
-    for body in ({"model": "tfidf-logreg", "training_files": []},
-                 {"model": "tfidf-logreg", "hyperparameters": {"training_steps": 0},
-                  "training_files": [{"file_id": "x"}]},
-                 {"training_files": [{"file_id": "x"}]},
-                 {"model": "nope", "training_files": [{"file_id": "x"}]}):
+    for body in (
+        {"model": "tfidf-logreg", "training_files": []},
+        {
+            "model": "tfidf-logreg",
+            "hyperparameters": {"training_steps": 0},
+            "training_files": [{"file_id": "x"}],
+        },
+        {"training_files": [{"file_id": "x"}]},
+        {"model": "nope", "training_files": [{"file_id": "x"}]},
+    ):
         response = api.post("/v1/fine_tuning/jobs", json=body)
         assert response.status_code == 422, body
         detail = response.json()["detail"]
@@ -45,9 +50,14 @@ def test_base_models_cannot_be_deleted_or_used_to_classify(api):
 
 def test_start_twice_is_409_and_cancel_is_idempotent(api):
     file_id = upload(api, jsonl(rows(30)))
-    job = api.post("/v1/fine_tuning/jobs", json={
-        "model": "tfidf-logreg", "training_files": [{"file_id": file_id}],
-        "hyperparameters": {"training_steps": 5}}).json()
+    job = api.post(
+        "/v1/fine_tuning/jobs",
+        json={
+            "model": "tfidf-logreg",
+            "training_files": [{"file_id": file_id}],
+            "hyperparameters": {"training_steps": 5},
+        },
+    ).json()
     assert wait(api, job["id"], {"VALIDATED"})["status"] == "VALIDATED"
     assert api.post(f"/v1/fine_tuning/jobs/{job['id']}/start").status_code == 200
     second = api.post(f"/v1/fine_tuning/jobs/{job['id']}/start")
@@ -59,8 +69,10 @@ def test_start_twice_is_409_and_cancel_is_idempotent(api):
 
 def test_cancel_a_validated_job(api):
     file_id = upload(api, jsonl(rows(30)))
-    job = api.post("/v1/fine_tuning/jobs", json={
-        "model": "tfidf-logreg", "training_files": [{"file_id": file_id}]}).json()
+    job = api.post(
+        "/v1/fine_tuning/jobs",
+        json={"model": "tfidf-logreg", "training_files": [{"file_id": file_id}]},
+    ).json()
     wait(api, job["id"], {"VALIDATED"})
     out = api.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel").json()
     assert out["status"] == "CANCELLED"

@@ -43,37 +43,56 @@ NOTEBOOK_B = (  # ends like a lesson: helpers.notebook.record
     "results = {'accuracy': alpha / 10 + beta, 'macro_f1': alpha / 20, 'train_seconds': 1.5}\n"
     "record(results, pathlib.Path(work_dir) / 'metrics.json')",
 )
-SAME = ["run", "alpha", "beta", "status", "accuracy", "macro_f1", "train_seconds",
-        "failed_notebook", "error"]
+SAME = [
+    "run",
+    "alpha",
+    "beta",
+    "status",
+    "accuracy",
+    "macro_f1",
+    "train_seconds",
+    "failed_notebook",
+    "error",
+]
 
 
 @pytest.fixture(scope="module")
 def notebooks(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("nbs")
-    paths = [write_notebook(folder / "01_a.ipynb", *NOTEBOOK_A),
-             write_notebook(folder / "02_b.ipynb", *NOTEBOOK_B)]
+    paths = [
+        write_notebook(folder / "01_a.ipynb", *NOTEBOOK_A),
+        write_notebook(folder / "02_b.ipynb", *NOTEBOOK_B),
+    ]
     return ",".join(map(str, paths))
 
 
 @pytest.fixture(scope="module")
 def scheduler():
     """A real scheduler with 2 worker processes of 1 thread; its nannies restart dead workers."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
         yield cluster.scheduler_address
 
 
 def batch(*args: str, env: dict | None = None, prelude: str = "") -> subprocess.CompletedProcess:
     """``python -m helpers.batch ARGS`` in a fresh interpreter; it prints the Dask modules it
     imported at exit."""
-    code = (f"{prelude}\nimport atexit, runpy, sys\n"
-            "atexit.register(lambda: print('dask modules:', sorted(m for m in sys.modules "
-            "if m.split('.')[0] in ('dask', 'distributed'))))\n"
-            f"sys.argv = ['helpers.batch', *{list(args)!r}]\n"
-            "runpy.run_module('helpers.batch', run_name='__main__')")
+    code = (
+        f"{prelude}\nimport atexit, runpy, sys\n"
+        "atexit.register(lambda: print('dask modules:', sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('dask', 'distributed'))))\n"
+        f"sys.argv = ['helpers.batch', *{list(args)!r}]\n"
+        "runpy.run_module('helpers.batch', run_name='__main__')"
+    )
     environ = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=600, env={**environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**environ, **(env or {})},
+    )
 
 
 def test_cluster_sweep_matches_a_serial_run(notebooks, scheduler, tmp_path):
@@ -82,8 +101,7 @@ def test_cluster_sweep_matches_a_serial_run(notebooks, scheduler, tmp_path):
     assert serial.returncode == 0, serial.stderr
     assert "dask modules: []" in serial.stdout  # the default path never imports Dask
     # the scheduler's address from the environment, as on a cluster
-    dask = batch("--out", str(tmp_path / "dask"), *grid,
-                 env={"DASK_SCHEDULER_ADDRESS": scheduler})
+    dask = batch("--out", str(tmp_path / "dask"), *grid, env={"DASK_SCHEDULER_ADDRESS": scheduler})
     assert dask.returncode == 0, dask.stderr
     assert f"4 points on {scheduler}" in dask.stderr
     one, two = (pd.read_csv(tmp_path / name / "summary.csv") for name in ("serial", "dask"))
@@ -95,16 +113,26 @@ def test_cluster_sweep_matches_a_serial_run(notebooks, scheduler, tmp_path):
     # each point's kernel got the worker's share of the cores: 2 worker processes here
     cores = len(os.sched_getaffinity(0))
     seen = json.loads((tmp_path / "dask" / "alpha-1__beta-0.5" / "seen_a.json").read_text())
-    assert seen == dict.fromkeys(["INTENT_TORCH_THREADS", "OMP_NUM_THREADS"],
-                                 str(max(1, cores // 2)))
+    assert seen == dict.fromkeys(
+        ["INTENT_TORCH_THREADS", "OMP_NUM_THREADS"], str(max(1, cores // 2))
+    )
     assert not list((tmp_path / "dask").glob(".batch-*"))  # the storage marker is removed
 
 
-def test_killed_worker_fails_its_point_only_and_a_rerun_finishes_it(notebooks, scheduler,
-                                                                    tmp_path):
+def test_killed_worker_fails_its_point_only_and_a_rerun_finishes_it(notebooks, scheduler, tmp_path):
     out = tmp_path / "kill"
-    args = ["--out", str(out), "--grid", "alpha=1,2,3,4", "--set", "kill=True",
-            "--notebooks", notebooks, "--cluster", scheduler]
+    args = [
+        "--out",
+        str(out),
+        "--grid",
+        "alpha=1,2,3,4",
+        "--set",
+        "kill=True",
+        "--notebooks",
+        notebooks,
+        "--cluster",
+        scheduler,
+    ]
     first = batch(*args)
     assert first.returncode == 1, first.stderr
     summary = pd.read_csv(out / "summary.csv").set_index("run")
@@ -133,15 +161,24 @@ def test_workers_1_stays_in_process_and_the_missing_extra_is_named(notebooks, tm
     assert "dask modules: []" in one.stdout
     assert pd.read_csv(tmp_path / "one" / "summary.csv")["worker"].tolist() == ["local"]
     # as if dask[distributed] were not installed
-    missing = batch(*args, "--workers", "2",
-                    prelude="import sys; sys.modules['distributed'] = None")
+    missing = batch(
+        *args, "--workers", "2", prelude="import sys; sys.modules['distributed'] = None"
+    )
     assert missing.returncode == 2
     assert "pip install 'intent-classifier-helpers[distributed]'" in missing.stderr
 
 
 def test_workers_and_cluster_together_are_refused(notebooks, tmp_path):
-    result = batch("--out", str(tmp_path / "x"), "--notebooks", notebooks, "--workers", "2",
-                   "--cluster", "tcp://127.0.0.1:1")
+    result = batch(
+        "--out",
+        str(tmp_path / "x"),
+        "--notebooks",
+        notebooks,
+        "--workers",
+        "2",
+        "--cluster",
+        "tcp://127.0.0.1:1",
+    )
     assert result.returncode == 2 and "--workers starts a local cluster" in result.stderr
     assert not (tmp_path / "x").exists()
 
@@ -153,9 +190,11 @@ def test_workers_check_they_share_out_and_the_notebooks(notebooks, tmp_path):
     digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()
     assert _marker_problem(str(marker), "token", {path: digest}) is None
     assert "--out must be on storage that the client and every worker share" in _marker_problem(
-        str(tmp_path / "elsewhere"), "token", {path: digest})
+        str(tmp_path / "elsewhere"), "token", {path: digest}
+    )
     assert "notebooks must be at the same path" in _marker_problem(
-        str(marker), "token", {path: "0" * 40})
+        str(marker), "token", {path: "0" * 40}
+    )
 
 
 def test_ctrl_c_cancels_queued_points_and_keeps_finished_ones(notebooks, tmp_path):
@@ -163,9 +202,28 @@ def test_ctrl_c_cancels_queued_points_and_keeps_finished_ones(notebooks, tmp_pat
     out = tmp_path / "ctrl-c"
     environ = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "helpers.batch", "--out", str(out), "--grid", "alpha=1,2,3,4",
-         "--set", "beta=0.0", "--set", "nap=600", "--notebooks", notebooks, "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
+        [
+            sys.executable,
+            "-m",
+            "helpers.batch",
+            "--out",
+            str(out),
+            "--grid",
+            "alpha=1,2,3,4",
+            "--set",
+            "beta=0.0",
+            "--set",
+            "nap=600",
+            "--notebooks",
+            notebooks,
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environ,
+    )
     try:
         deadline = time.monotonic() + 300
         while not all((out / run / "count_a.txt").exists() for run in ("alpha-2", "alpha-3")):

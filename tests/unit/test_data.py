@@ -62,8 +62,16 @@ def test_lang_and_caps_are_parameters(massive_like):
 
 
 def test_single_file_with_split_column(tmp_path):
-    rows = [{"text": f"t{i} {lab}", "label_text": lab, "split": "train" if i % 5 else "test",
-             "lang": "en"} for lab in ("a_x", "b_y") for i in range(300)]
+    rows = [
+        {
+            "text": f"t{i} {lab}",
+            "label_text": lab,
+            "split": "train" if i % 5 else "test",
+            "lang": "en",
+        }
+        for lab in ("a_x", "b_y")
+        for i in range(300)
+    ]
     path = tmp_path / "data.jsonl"
     pd.DataFrame(rows).to_json(path, orient="records", lines=True)
     raw, source = data.load_raw(str(path))
@@ -74,7 +82,8 @@ def test_single_file_with_split_column(tmp_path):
 def test_parquet_folder(tmp_path, massive_like):
     for split in data.SPLITS:
         pd.read_json(massive_like / f"{split}.jsonl", lines=True).to_parquet(
-            tmp_path / f"{split}.parquet")
+            tmp_path / f"{split}.parquet"
+        )
     assert data.load_splits(str(tmp_path)).sizes()["train"] == 5313
 
 
@@ -123,9 +132,15 @@ def test_duplicate_report_finds_leakage():
     df = pd.DataFrame({"text": ["Hello there", "b"], "label_text": ["x", "y"]})
     test = pd.DataFrame({"text": ["hello  THERE"], "label_text": ["x"]})
     report = data.duplicate_report(data.Splits(df, df.iloc[0:0], test, "t"))
-    assert report.to_dict("records") == [{"text": "Hello there", "copies": 2,
-                                          "splits": "train+test", "kind": "across splits",
-                                          "labels": "x"}]
+    assert report.to_dict("records") == [
+        {
+            "text": "Hello there",
+            "copies": 2,
+            "splits": "train+test",
+            "kind": "across splits",
+            "labels": "x",
+        }
+    ]
 
 
 def test_unreachable_hub_falls_back_within_seconds(monkeypatch, capsys):

@@ -24,9 +24,15 @@ def _patch(monkeypatch, cuda: bool, mps: bool) -> None:
     monkeypatch.setattr(device, "_mps_available", lambda: mps)
 
 
-@pytest.mark.parametrize(("cuda", "mps", "expected"), [
-    (True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu"),
-])
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [
+        (True, True, "cuda"),
+        (True, False, "cuda"),
+        (False, True, "mps"),
+        (False, False, "cpu"),
+    ],
+)
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
     _patch(monkeypatch, cuda, mps)
     assert device.select_device("auto").type == expected
@@ -59,7 +65,8 @@ def test_trainer_and_registry_report_the_device(monkeypatch):
     assert trainer.device == "cuda"
     n = 5000
     assert trainer.expected_seconds(n, trainer.defaults) < EncoderTrainer(
-        device="cpu").expected_seconds(n, trainer.defaults)
+        device="cpu"
+    ).expected_seconds(n, trainer.defaults)
     _patch(monkeypatch, False, False)
     registry = Registry(device="auto")
     assert {t.device for t in registry.trainers().values()} == {"cpu"}
@@ -78,10 +85,22 @@ def test_thread_count_comes_from_the_machine(monkeypatch):
 
 
 TEXTS = {
-    "weather": ["will it rain tomorrow", "is it cold outside", "forecast for the weekend",
-                "do I need an umbrella", "how hot is it in paris", "is it sunny right now"],
-    "music": ["play some jazz", "put on my playlist", "play a song by queen",
-              "shuffle my favourite songs", "turn on relaxing music", "next track please"],
+    "weather": [
+        "will it rain tomorrow",
+        "is it cold outside",
+        "forecast for the weekend",
+        "do I need an umbrella",
+        "how hot is it in paris",
+        "is it sunny right now",
+    ],
+    "music": [
+        "play some jazz",
+        "put on my playlist",
+        "play a song by queen",
+        "shuffle my favourite songs",
+        "turn on relaxing music",
+        "next track please",
+    ],
 }
 
 
@@ -104,8 +123,9 @@ def test_gpu_trained_model_loads_and_predicts_on_cpu(tmp_path, monkeypatch):
 
     state = load_file(str(out / "model.safetensors"))
     gpu_like = {k: v.to(torch.bfloat16).float() for k, v in state.items()}  # bf16 round trip
-    save_file(gpu_like, str(out / "model.safetensors"),
-              metadata={"format": "factory-encoder-classifier"})
+    save_file(
+        gpu_like, str(out / "model.safetensors"), metadata={"format": "factory-encoder-classifier"}
+    )
     meta = json.loads((out / "classifier.json").read_text())
     meta["recipe"].update(device="cuda", mixed_precision="bfloat16")
     meta["training"]["device"] = "cuda"

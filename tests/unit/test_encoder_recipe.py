@@ -28,12 +28,30 @@ from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder  # 
 from helpers.factory.trainers.tfidf import TfidfLogRegTrainer, TfidfPredictor  # noqa: E402
 
 TEXTS = {
-    "weather": ["will it rain tomorrow", "is it cold outside", "forecast for the weekend",
-                "do I need an umbrella", "how hot is it in paris", "is it sunny right now"],
-    "music": ["play some jazz", "put on my playlist", "play a song by queen",
-              "shuffle my favourite songs", "turn on relaxing music", "next track please"],
-    "alarm": ["wake me up at seven", "set an alarm for 6 am", "cancel my alarm",
-              "alarm for tomorrow at five", "snooze the alarm", "what alarms are set"],
+    "weather": [
+        "will it rain tomorrow",
+        "is it cold outside",
+        "forecast for the weekend",
+        "do I need an umbrella",
+        "how hot is it in paris",
+        "is it sunny right now",
+    ],
+    "music": [
+        "play some jazz",
+        "put on my playlist",
+        "play a song by queen",
+        "shuffle my favourite songs",
+        "turn on relaxing music",
+        "next track please",
+    ],
+    "alarm": [
+        "wake me up at seven",
+        "set an alarm for 6 am",
+        "cancel my alarm",
+        "alarm for tomorrow at five",
+        "snooze the alarm",
+        "what alarms are set",
+    ],
 }
 DATA = [Example(t, {"intent": k}) for k, v in TEXTS.items() for t in v]
 TARGET = TargetSpec("intent", sorted(TEXTS), False)
@@ -42,8 +60,9 @@ PROBES = ["is it raining in berlin", "play the beatles", "wake me at 5"]
 
 def test_blend_component_is_a_tfidf_model_and_the_rule_is_stated(tmp_path):
     trainer = EncoderTrainer(device="cpu", trainable_layers=1, blend_weight=0.4)
-    trainer.train(DATA, DATA[::4], [TARGET], TrainConfig(3, 1e-4, 0.01, 0.0, seed=1), tmp_path,
-                  lambda r: None)
+    trainer.train(
+        DATA, DATA[::4], [TARGET], TrainConfig(3, 1e-4, 0.01, 0.0, seed=1), tmp_path, lambda r: None
+    )
     meta = json.loads((tmp_path / "classifier.json").read_text())
     assert meta["blend"]["component"] == "tfidf-logreg"
     assert meta["blend"]["weight"] == 0.4 and meta["blend"]["path"] == "tfidf"
@@ -81,10 +100,10 @@ def test_frozen_cache_modes_agree_and_stay_within_budget(encoder):
     tokens = sum(len(x) for x in ids)
     dim = enc.model.config.hidden_size
     full = _FrozenInputs(enc, ids, tok.pad_token_id, 4, torch.device("cpu"))
-    half = _FrozenInputs(enc, ids, tok.pad_token_id, 4, torch.device("cpu"),
-                         budget=tokens * dim * 2)
-    none = _FrozenInputs(enc, ids, tok.pad_token_id, 4, torch.device("cpu"),
-                         budget=tokens * dim)
+    half = _FrozenInputs(
+        enc, ids, tok.pad_token_id, 4, torch.device("cpu"), budget=tokens * dim * 2
+    )
+    none = _FrozenInputs(enc, ids, tok.pad_token_id, 4, torch.device("cpu"), budget=tokens * dim)
     assert (full.mode, half.mode, none.mode) == ("float32", "float16", "recompute")
     assert full.nbytes() == tokens * dim * 4 and half.nbytes() == tokens * dim * 2
     assert none.nbytes() == 0
@@ -113,11 +132,18 @@ def _pad_ids(seqs, pad_id):
 
 
 def test_per_layer_learning_rates(tmp_path):
-    trainer = EncoderTrainer(device="cpu", trainable_layers=3, layer_lr_decay=0.5,
-                             head_lr_factor=10.0, blend_weight=0.0)
+    trainer = EncoderTrainer(
+        device="cpu", trainable_layers=3, layer_lr_decay=0.5, head_lr_factor=10.0, blend_weight=0.0
+    )
     seen = []
-    trainer.train(DATA, None, [TARGET], TrainConfig(2, 1e-4, 0.01, 0.0), tmp_path,
-                  lambda r: seen.append(r.extra["lr"]))
+    trainer.train(
+        DATA,
+        None,
+        [TARGET],
+        TrainConfig(2, 1e-4, 0.01, 0.0),
+        tmp_path,
+        lambda r: seen.append(r.extra["lr"]),
+    )
     meta = json.loads((tmp_path / "classifier.json").read_text())
     assert meta["recipe"]["layer_lr_decay"] == 0.5 and meta["recipe"]["trainable_layers"] == 3
     assert seen[0] == pytest.approx(1e-4)  # the top layer's rate (no warm-up)

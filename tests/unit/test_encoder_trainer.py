@@ -27,28 +27,49 @@ from helpers.factory.trainers.models import (  # noqa: E402
     resolve_encoder,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    resolve_encoder(DEFAULT_ENCODER) is None, reason="all-MiniLM-L6-v2 is not available offline"
-)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        resolve_encoder(DEFAULT_ENCODER) is None, reason="all-MiniLM-L6-v2 is not available offline"
+    ),
+]
 
 UTTERANCES = {
     "weather": [
-        "what's the weather like today", "will it rain tomorrow", "is it cold outside",
-        "forecast for the weekend please", "do I need an umbrella this afternoon",
-        "how hot will it be in paris", "is it going to snow tonight", "tell me the temperature",
-        "is it sunny in london right now", "what is the forecast for monday",
+        "what's the weather like today",
+        "will it rain tomorrow",
+        "is it cold outside",
+        "forecast for the weekend please",
+        "do I need an umbrella this afternoon",
+        "how hot will it be in paris",
+        "is it going to snow tonight",
+        "tell me the temperature",
+        "is it sunny in london right now",
+        "what is the forecast for monday",
     ],
     "music": [
-        "play some jazz", "put on my workout playlist", "play the latest song by adele",
-        "I want to hear some rock music", "shuffle my favourite songs", "play a song by queen",
-        "start the classical radio station", "turn on some relaxing music",
-        "play the album thriller", "next track please",
+        "play some jazz",
+        "put on my workout playlist",
+        "play the latest song by adele",
+        "I want to hear some rock music",
+        "shuffle my favourite songs",
+        "play a song by queen",
+        "start the classical radio station",
+        "turn on some relaxing music",
+        "play the album thriller",
+        "next track please",
     ],
     "alarm": [
-        "wake me up at seven", "set an alarm for 6 am", "cancel my morning alarm",
-        "set a timer for ten minutes", "remind me at noon with an alarm",
-        "change my alarm to half past eight", "delete all alarms", "alarm for tomorrow at five",
-        "snooze the alarm", "what alarms do I have set",
+        "wake me up at seven",
+        "set an alarm for 6 am",
+        "cancel my morning alarm",
+        "set a timer for ten minutes",
+        "remind me at noon with an alarm",
+        "change my alarm to half past eight",
+        "delete all alarms",
+        "alarm for tomorrow at five",
+        "snooze the alarm",
+        "what alarms do I have set",
     ],
 }
 TOPICS = {"weather": ["outdoors"], "music": ["media", "fun"], "alarm": ["time"]}
@@ -68,10 +89,15 @@ def _multi_data() -> list[Example]:
 
 INTENT = TargetSpec("intent", sorted(UTTERANCES), False)
 TOPIC = TargetSpec("topics", sorted({x for v in TOPICS.values() for x in v}), True)
-CONFIG = TrainConfig(training_steps=4, learning_rate=1e-4, weight_decay=0.01,
-                     warmup_fraction=0.25, seed=3)
-PROBES = ["is it raining in berlin", "play something by the beatles", "wake me at 5",
-          "x" * 2000 + " very long text that must be truncated"]
+CONFIG = TrainConfig(
+    training_steps=4, learning_rate=1e-4, weight_decay=0.01, warmup_fraction=0.25, seed=3
+)
+PROBES = [
+    "is it raining in berlin",
+    "play something by the beatles",
+    "wake me at 5",
+    "x" * 2000 + " very long text that must be truncated",
+]
 
 
 @pytest.fixture(scope="module")
@@ -188,8 +214,9 @@ def test_cancel_stops_training(trainer, tmp_path):
             raise Cancelled()
 
     with pytest.raises(Cancelled):
-        trainer.train(_intent_data(), None, [INTENT], TrainConfig(50, 1e-4, 0.01, 0.1), tmp_path,
-                      on_step)
+        trainer.train(
+            _intent_data(), None, [INTENT], TrainConfig(50, 1e-4, 0.01, 0.1), tmp_path, on_step
+        )
     assert seen == [1, 2]
     assert not (tmp_path / "model.safetensors").exists()
 

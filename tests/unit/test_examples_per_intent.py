@@ -47,13 +47,29 @@ def test_subsample_is_nested_and_zero_means_all(train_df):
 
 
 def test_batch_refuses_out_of_range_values_before_running(tmp_path, capsys):
-    code = batch.main(["--out", str(tmp_path / "sweep"), "--notebooks", "02",
-                       "--grid", "examples_per_intent=8,-1"])
+    code = batch.main(
+        [
+            "--out",
+            str(tmp_path / "sweep"),
+            "--notebooks",
+            "02",
+            "--grid",
+            "examples_per_intent=8,-1",
+        ]
+    )
     assert code == 2
     assert "examples_per_intent=-1" in capsys.readouterr().err
     assert not (tmp_path / "sweep").exists()
-    code = batch.main(["--out", str(tmp_path / "sweep"), "--notebooks", "02",
-                       "--set", "examples_per_intent=eight"])
+    code = batch.main(
+        [
+            "--out",
+            str(tmp_path / "sweep"),
+            "--notebooks",
+            "02",
+            "--set",
+            "examples_per_intent=eight",
+        ]
+    )
     assert code == 2
     assert "examples_per_intent='eight'" in capsys.readouterr().err
 

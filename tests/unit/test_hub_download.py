@@ -27,17 +27,23 @@ def write_hub_repo(root: Path) -> Path:
     labels = [f"scen{i}_intent{i}" for i in range(8)]
     sizes = dict(zip(labels, (90, 140, 75, 60, 120, 45, 10, 100), strict=True))
     configs = ["configs:", "- config_name: default", "  data_files:"]
-    configs += [f"  - split: {s}\n    path: \"*/{s}.jsonl\"" for s in SPLITS]
+    configs += [f'  - split: {s}\n    path: "*/{s}.jsonl"' for s in SPLITS]
     for lang in LANGS:
         configs += [f"- config_name: {lang}", "  data_files:"]
         configs += [f"  - split: {s}\n    path: {lang}/{s}.jsonl" for s in SPLITS]
         (root / lang).mkdir(parents=True)
         for split in SPLITS:
-            rows = [{"id": f"{i}", "label": labels.index(label), "label_text": label,
-                     "text": f"{lang} {split} {label.replace('_', ' ')} {rng.random():.6f}",
-                     "lang": lang}
-                    for label in labels
-                    for i in range(sizes[label] if split == "train" else 5)]
+            rows = [
+                {
+                    "id": f"{i}",
+                    "label": labels.index(label),
+                    "label_text": label,
+                    "text": f"{lang} {split} {label.replace('_', ' ')} {rng.random():.6f}",
+                    "lang": lang,
+                }
+                for label in labels
+                for i in range(sizes[label] if split == "train" else 5)
+            ]
             rng.shuffle(rows)  # intents interleaved, as in MASSIVE's files
             with open(root / lang / f"{split}.jsonl", "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(r) + "\n" for r in rows)
@@ -89,8 +95,9 @@ def test_the_download_stays_in_the_datasets_cache_for_later_lessons(hub_repo, tm
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.arrow")} == before
 
 
-def test_a_repository_without_that_config_is_loaded_whole_and_filtered(hub_repo, tmp_path,
-                                                                       monkeypatch):
+def test_a_repository_without_that_config_is_loaded_whole_and_filtered(
+    hub_repo, tmp_path, monkeypatch
+):
     single = tmp_path / "single"
     single.mkdir()
     for split in SPLITS:

@@ -49,12 +49,14 @@ def test_outside_colab_nothing_is_installed(monkeypatch):
 
 
 def test_in_colab_the_missing_distribution_is_installed_even_beside_a_helpers_module(
-        monkeypatch, tmp_path):
+    monkeypatch, tmp_path
+):
     (tmp_path / "helpers.py").write_text("# a learner's own helpers\n")
     monkeypatch.syspath_prepend(str(tmp_path))  # `import helpers` would find this file
     magics = run_cell(monkeypatch, in_colab=True, installed=False)
-    spec = sync_notebooks.install_spec(**{k: sync_notebooks.config()[k]
-                                          for k in ("repository", "ref")})
+    spec = sync_notebooks.install_spec(
+        **{k: sync_notebooks.config()[k] for k in ("repository", "ref")}
+    )
     assert magics == [("pip", f'install --quiet "{spec}"')]
 
 
@@ -67,12 +69,16 @@ def test_the_cell_makes_no_restart_promise_and_installs_no_extras():
     assert "[" not in CELL.split("%pip", 1)[1].split("@", 1)[0]  # no [batch]/[dev] extras
 
 
-@pytest.mark.parametrize("tool", ["ipykernel", "ipython", "papermill", "nbformat", "nbval",
-                                  "jupyterlab", "ruff", "pytest"])
+@pytest.mark.parametrize(
+    "tool",
+    ["ipykernel", "ipython", "papermill", "nbformat", "nbval", "jupyterlab", "ruff", "pytest"],
+)
 def test_notebook_tooling_is_not_a_base_dependency(tool):
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    names = {r.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip().lower()
-             for r in project["dependencies"]}
+    names = {
+        r.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip().lower()
+        for r in project["dependencies"]
+    }
     assert tool not in names

@@ -29,13 +29,21 @@ def namespace(*cells, **values):
 
 def test_declared_parameters_are_returned_in_order():
     ns = namespace(PARAMS_CELL, data_source="sample", min_samples=200, work_dir="artifacts")
-    assert check_parameters(ns) == {"data_source": "sample", "min_samples": 200,
-                                    "work_dir": "artifacts"}
+    assert check_parameters(ns) == {
+        "data_source": "sample",
+        "min_samples": 200,
+        "work_dir": "artifacts",
+    }
 
 
 def test_injected_known_parameter_is_fine():
-    ns = namespace(PARAMS_CELL, "# Parameters\nmin_samples = 50\n", data_source="sample",
-                   min_samples=50, work_dir="w")
+    ns = namespace(
+        PARAMS_CELL,
+        "# Parameters\nmin_samples = 50\n",
+        data_source="sample",
+        min_samples=50,
+        work_dir="w",
+    )
     assert check_parameters(ns)["min_samples"] == 50
 
 
@@ -72,24 +80,34 @@ def test_parameter_names_handles_annotations_repeats_and_magics():
 
 
 def test_parameter_defaults_and_a_non_literal_named_by_line():
-    assert parameter_defaults('a = 1  # one or two\nb = "x"') == {"a": (1, "# one or two"),
-                                                                 "b": ("x", "")}
+    assert parameter_defaults('a = 1  # one or two\nb = "x"') == {
+        "a": (1, "# one or two"),
+        "b": ("x", ""),
+    }
     with pytest.raises(ValueError, match="line 2: b is not a plain literal"):
         parameter_defaults("a = 1\nb = len('x')")
 
 
 def test_notebook_parameters_reads_the_tagged_cell(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("z = 0"),
-                nbformat.v4.new_code_cell('work_dir = "w"  # a = b',
-                                          metadata={"tags": ["parameters"]})]
+    nb.cells = [
+        nbformat.v4.new_code_cell("z = 0"),
+        nbformat.v4.new_code_cell('work_dir = "w"  # a = b', metadata={"tags": ["parameters"]}),
+    ]
     nbformat.write(nb, tmp_path / "n.ipynb")
     assert notebook_parameters(tmp_path / "n.ipynb") == ["work_dir"]
 
 
 def test_rounded_keeps_significant_digits_everywhere():
-    value = {"acc": 0.84210526, "lr": 2e-05, "n": 3, "nested": [1 / 3, (2 / 3,)],
-             "np": np.float32(0.123456), "nan": float("nan"), "s": "0.123456"}
+    value = {
+        "acc": 0.84210526,
+        "lr": 2e-05,
+        "n": 3,
+        "nested": [1 / 3, (2 / 3,)],
+        "np": np.float32(0.123456),
+        "nan": float("nan"),
+        "s": "0.123456",
+    }
     out = rounded(value)
     assert out["acc"] == 0.8421 and out["lr"] == 2e-05 and out["n"] == 3
     assert out["nested"] == [0.3333, [0.6667]] and out["np"] == 0.1235
@@ -107,12 +125,16 @@ def test_record_writes_and_prints_sorted_json_outside_ipython(tmp_path, capsys):
 
 def test_read_results_finds_the_named_output(tmp_path):
     nb = nbformat.v4.new_notebook()
-    named = nbformat.v4.new_output("display_data", data={"text/plain": '{"accuracy": 0.5}'},
-                                   metadata={"name": "results"})
-    other = nbformat.v4.new_output("execute_result", data={"text/plain": "{'accuracy': 1}"},
-                                   execution_count=2)
-    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[named]),
-                nbformat.v4.new_code_cell("y", outputs=[other])]
+    named = nbformat.v4.new_output(
+        "display_data", data={"text/plain": '{"accuracy": 0.5}'}, metadata={"name": "results"}
+    )
+    other = nbformat.v4.new_output(
+        "execute_result", data={"text/plain": "{'accuracy': 1}"}, execution_count=2
+    )
+    nb.cells = [
+        nbformat.v4.new_code_cell("x", outputs=[named]),
+        nbformat.v4.new_code_cell("y", outputs=[other]),
+    ]
     assert read_results(nb) == {"accuracy": 0.5}
     nbformat.write(nb, tmp_path / "n.ipynb")
     assert read_results(tmp_path / "n.ipynb") == {"accuracy": 0.5}

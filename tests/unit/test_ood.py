@@ -36,16 +36,23 @@ def test_threshold_for_recall_keeps_the_share_asked_for():
 
 
 def test_at_threshold_counts_rejections_as_errors():
-    r = ood.at_threshold(0.5, in_scores=[0.9, 0.8, 0.4, 0.6], in_correct=[1, 0, 1, 1],
-                         oos_scores=[0.1, 0.7, 0.2])
+    r = ood.at_threshold(
+        0.5, in_scores=[0.9, 0.8, 0.4, 0.6], in_correct=[1, 0, 1, 1], oos_scores=[0.1, 0.7, 0.2]
+    )
     assert r["in_scope_recall"] == 0.75
     assert r["in_scope_accuracy"] == 0.5  # 0.9 right, 0.8 wrong, 0.4 rejected, 0.6 right
     assert r["oos_recall"] == pytest.approx(2 / 3)
 
 
 def test_evaluate_picks_the_threshold_on_validation():
-    row = ood.evaluate("x", valid_in=np.arange(20.0), valid_oos=[-1.0],
-                       test_in=[0.0, 5.0], test_oos=[0.5, -3.0], test_correct=[True, True])
+    row = ood.evaluate(
+        "x",
+        valid_in=np.arange(20.0),
+        valid_oos=[-1.0],
+        test_in=[0.0, 5.0],
+        test_oos=[0.5, -3.0],
+        test_correct=[True, True],
+    )
     assert row["threshold"] == 1.0  # keeps 19 of 20 validation scores
     assert row["in_scope_recall"] == 0.5 and row["oos_recall"] == 1.0
     assert row["valid_auroc"] == 1.0 and row["auroc"] == 0.75
@@ -72,8 +79,9 @@ def test_mahalanobis_uses_the_shared_covariance():
     assert s_far_x > s_far_y
     assert m.nearest(np.array([[3.0, 0.95], [-2.0, 0.02]])) == ["b", "a"]
     d = m.distances(np.array([[1.0, 0.5]]))
-    manual = [(np.array([1.0, 0.5]) - mu) @ m.precision @ (np.array([1.0, 0.5]) - mu)
-              for mu in m.means]
+    manual = [
+        (np.array([1.0, 0.5]) - mu) @ m.precision @ (np.array([1.0, 0.5]) - mu) for mu in m.means
+    ]
     np.testing.assert_allclose(d[0], manual)
     with pytest.raises(ValueError, match="one label per row"):
         ood.Mahalanobis.fit(np.zeros((3, 2)), ["a"])
@@ -88,8 +96,9 @@ def test_temperature_recovers_the_true_temperature_and_keeps_the_ranking():
     assert t == pytest.approx(true_t, rel=0.1)
     assert (ood.softmax(logits, t).argmax(1) == logits.argmax(1)).all()
     # log-probabilities work as logits
-    np.testing.assert_allclose(ood.softmax(ood.logits_from_probs(ood.softmax(logits)), 1.0),
-                               ood.softmax(logits), atol=1e-9)
+    np.testing.assert_allclose(
+        ood.softmax(ood.logits_from_probs(ood.softmax(logits)), 1.0), ood.softmax(logits), atol=1e-9
+    )
     with pytest.raises(ValueError):
         ood.fit_temperature(logits, y[:3])
 
@@ -108,14 +117,21 @@ def test_ece_and_reliability():
 
 def test_out_of_scope_pool_from_a_folder(tmp_path):
     rows = {
-        "train": [("kept_a", "hello there"), ("dropped_x", "book a train"),
-                  ("dropped_x", "Hello there "), ("dropped_y", "news please")],
+        "train": [
+            ("kept_a", "hello there"),
+            ("dropped_x", "book a train"),
+            ("dropped_x", "Hello there "),
+            ("dropped_y", "news please"),
+        ],
         "validation": [("dropped_y", "news please"), ("dropped_y", "latest news")],
     }
     for split, items in rows.items():
-        pd.DataFrame([{"id": str(i), "label": 0, "label_text": y, "text": t, "lang": "en"}
-                      for i, (y, t) in enumerate(items)]).to_json(
-            tmp_path / f"{split}.jsonl", orient="records", lines=True)
+        pd.DataFrame(
+            [
+                {"id": str(i), "label": 0, "label_text": y, "text": t, "lang": "en"}
+                for i, (y, t) in enumerate(items)
+            ]
+        ).to_json(tmp_path / f"{split}.jsonl", orient="records", lines=True)
     pool = ood.out_of_scope_pool(str(tmp_path), "en", ["kept_a"], ["hello there"])
     assert pool["text"].tolist() == ["book a train", "latest news", "news please"]
     validation, test = ood.split_pool(pool, seed=0)
@@ -128,6 +144,10 @@ def test_sample_pool_is_the_dropped_intents():
     splits = data.load_splits("sample", "en")
     kept = splits.labels()
     pool = ood.out_of_scope_pool("sample", "en", kept, splits.train["text"])
-    assert set(pool["label_text"]) == {"alarm_remove", "cooking_recipe", "news_query",
-                                       "transport_ticket"}
+    assert set(pool["label_text"]) == {
+        "alarm_remove",
+        "cooking_recipe",
+        "news_query",
+        "transport_ticket",
+    }
     assert len(pool) > 400 and not set(pool["label_text"]) & set(kept)

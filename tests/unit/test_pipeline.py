@@ -20,15 +20,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def parameter_defaults(notebook: str) -> dict:
     nb = nbformat.read(ROOT / "notebooks" / notebook, as_version=4)
-    return {name: value for name, (value, _) in
-            notebook_helpers.parameter_defaults(notebook_helpers.parameters_cell(nb).source).items()}
+    return {
+        name: value
+        for name, (value, _) in notebook_helpers.parameter_defaults(
+            notebook_helpers.parameters_cell(nb).source
+        ).items()
+    }
 
 
 def test_defaults_are_those_of_the_lessons_that_produce_each_step():
-    defaults = {name: p.default for name, p in inspect.signature(pipeline.ensure).parameters.items()
-                if p.kind is p.KEYWORD_ONLY or name == "work_dir"}
-    producers = {**parameter_defaults("01_explore_data.ipynb"),
-                 **parameter_defaults("03_train_classifier.ipynb")}
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(pipeline.ensure).parameters.items()
+        if p.kind is p.KEYWORD_ONLY or name == "work_dir"
+    }
+    producers = {
+        **parameter_defaults("01_explore_data.ipynb"),
+        **parameter_defaults("03_train_classifier.ipynb"),
+    }
     for name, value in defaults.items():
         assert name in producers, f"ensure({name}=...) is not a parameter of lesson 01 or 03"
         assert producers[name] == value and type(producers[name]) is type(value), name
@@ -43,7 +52,8 @@ def fake_lessons(work: Path, source: Path) -> None:
 
 
 def test_missing_splits_and_files_are_made_as_lessons_01_02_make_them(
-        small_massive_like, tmp_path, capsys):
+    small_massive_like, tmp_path, capsys
+):
     lessons, alone = tmp_path / "lessons", tmp_path / "alone"
     fake_lessons(lessons, small_massive_like)
     inputs = pipeline.ensure("jsonl", alone, data_source=str(small_massive_like), min_samples=50)
@@ -53,11 +63,15 @@ def test_missing_splits_and_files_are_made_as_lessons_01_02_make_them(
     assert re.fullmatch(
         r"pipeline: work_dir lacked splits/, train\.jsonl, validation\.jsonl, test\.jsonl, "
         r"so it redid lesson\(s\) 01, 02: made the splits from local folder .+ "
-        r"\(lang='en', seed=42\); wrote the JSONL training files — \d+ s", line), line
+        r"\(lang='en', seed=42\); wrote the JSONL training files — \d+ s",
+        line,
+    ), line
     assert inputs.recreated == ("splits", "jsonl") and inputs.work_dir == alone
     for name in data.SPLITS:
-        pd.testing.assert_frame_equal(pd.read_parquet(alone / "splits" / f"{name}.parquet"),
-                                      pd.read_parquet(lessons / "splits" / f"{name}.parquet"))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(alone / "splits" / f"{name}.parquet"),
+            pd.read_parquet(lessons / "splits" / f"{name}.parquet"),
+        )
         assert inputs.jsonl(name).read_bytes() == (lessons / f"{name}.jsonl").read_bytes()
 
 
@@ -67,7 +81,8 @@ def test_inputs_that_are_there_are_reused_untouched(small_massive_like, tmp_path
     # a different data_source would give other splits: it must not matter when files exist
     inputs = pipeline.ensure("jsonl", tmp_path, data_source="sample")
     assert capsys.readouterr().out == (
-        "pipeline: splits/, *.jsonl already in work_dir; reusing them\n")
+        "pipeline: splits/, *.jsonl already in work_dir; reusing them\n"
+    )
     assert inputs.recreated == () and inputs.seconds == 0.0
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == before
 
@@ -88,8 +103,7 @@ def test_new_splits_make_the_files_after_them_again(small_massive_like, tmp_path
     (tmp_path / "train.jsonl").write_text("stale\n")
     for name in ("validation", "test"):
         (tmp_path / f"{name}.jsonl").write_text("stale\n")
-    inputs = pipeline.ensure("jsonl", tmp_path, data_source=str(small_massive_like),
-                             min_samples=50)
+    inputs = pipeline.ensure("jsonl", tmp_path, data_source=str(small_massive_like), min_samples=50)
     assert inputs.recreated == ("splits", "jsonl")
     assert (tmp_path / "train.jsonl").read_text() != "stale\n"
 
@@ -107,10 +121,17 @@ def test_unknown_step_is_refused(tmp_path):
 
 
 def test_missing_model_is_trained_on_the_local_service_and_recorded_like_lesson_03(
-        small_massive_like, tmp_path, capsys):
+    small_massive_like, tmp_path, capsys
+):
     try:
-        inputs = pipeline.ensure("model", tmp_path, data_source=str(small_massive_like),
-                                 min_samples=50, base_model="tfidf-logreg", training_steps=10)
+        inputs = pipeline.ensure(
+            "model",
+            tmp_path,
+            data_source=str(small_massive_like),
+            min_samples=50,
+            base_model="tfidf-logreg",
+            training_steps=10,
+        )
         line = capsys.readouterr().out.strip()
         assert inputs.recreated == ("splits", "jsonl", "model")
         record = json.loads(inputs.job_file.read_text())
@@ -122,8 +143,9 @@ def test_missing_model_is_trained_on_the_local_service_and_recorded_like_lesson_
         assert record["service"] == service
         job = client.fine_tuning.jobs.get(job_id=record["job_id"])
         assert set(record) == set(training.job_record(job, service))
-        answer = client.classifiers.classify(model=record["fine_tuned_model"],
-                                             inputs=["wake me up at seven"])
+        answer = client.classifiers.classify(
+            model=record["fine_tuned_model"], inputs=["wake me up at seven"]
+        )
         assert len(answer.results) == 1
         assert pipeline.ensure("model", tmp_path).recreated == ()
     finally:

@@ -32,8 +32,9 @@ def test_every_hook_runs_a_project_tool_that_exists():
 
 def test_tracked_files_pass_the_size_guard():
     limit = next(h for h in hooks() if h["id"] == "large-files")["entry"].split("--max-kb ")[1]
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert tracked
     assert check_large_files.too_large([str(ROOT / p) for p in tracked], int(limit)) == []
 

@@ -13,8 +13,14 @@ def frame(correct: list[bool]) -> pd.DataFrame:
     true = ["a", "b"] * (len(correct) // 2)
     flip = {"a": "b", "b": "a"}
     predicted = [t if ok else flip[t] for t, ok in zip(true, correct, strict=True)]
-    return pd.DataFrame({"true": true, "predicted": predicted, "correct": correct,
-                         "confidence": np.linspace(0.3, 1.0, len(correct))})
+    return pd.DataFrame(
+        {
+            "true": true,
+            "predicted": predicted,
+            "correct": correct,
+            "confidence": np.linspace(0.3, 1.0, len(correct)),
+        }
+    )
 
 
 def test_mcnemar_exact_matches_the_binomial_tail():
@@ -59,10 +65,18 @@ def test_apply_threshold_reports_coverage_and_accuracy_of_the_routed():
 
 
 def test_near_duplicates_find_copies_that_differ_by_case_and_punctuation():
-    train = pd.DataFrame({"text": ["Wake me up at seven", "play some jazz", "what's the weather"],
-                          "label_text": ["alarm_set", "play_music", "weather_query"]})
-    test = pd.DataFrame({"text": ["wake me up at seven!", "order a pizza"],
-                         "label_text": ["alarm_set", "takeaway_order"]})
+    train = pd.DataFrame(
+        {
+            "text": ["Wake me up at seven", "play some jazz", "what's the weather"],
+            "label_text": ["alarm_set", "play_music", "weather_query"],
+        }
+    )
+    test = pd.DataFrame(
+        {
+            "text": ["wake me up at seven!", "order a pizza"],
+            "label_text": ["alarm_set", "takeaway_order"],
+        }
+    )
     splits = data.Splits(train=train, validation=test.iloc[:0], test=test, source="unit test")
     near = data.near_duplicates(splits, check=("test",))
     assert near.loc[0, "equal_after_normalising"] and near.loc[0, "similarity"] == pytest.approx(1)
@@ -73,15 +87,24 @@ def test_near_duplicates_find_copies_that_differ_by_case_and_punctuation():
 
 
 def test_plots_have_titles_and_axis_labels():
-    ckpts = [{"step_number": s, "metrics": {"train_loss": 1 / s, "valid_loss": 2 / s}}
-             for s in (30, 20, 10)]
+    ckpts = [
+        {"step_number": s, "metrics": {"train_loss": 1 / s, "valid_loss": 2 / s}}
+        for s in (30, 20, 10)
+    ]
     figs = [
         plots.loss_curves(ckpts, start=(0, 0.5), batch_size=32),
         plots.confidence_histogram([0.2, 0.9, 0.95], [False, True, True], mark=0.5),
-        plots.threshold_curve(evaluation.threshold_table(frame([False, True] * 5)), 0.9,
-                              chosen={"threshold": 0.5, "accuracy": 0.9, "coverage": 0.6}),
-        plots.label_distribution({"train": pd.DataFrame({"label_text": ["a", "b", "b"]}),
-                                  "test": pd.DataFrame({"label_text": ["a", "b"]})}),
+        plots.threshold_curve(
+            evaluation.threshold_table(frame([False, True] * 5)),
+            0.9,
+            chosen={"threshold": 0.5, "accuracy": 0.9, "coverage": 0.6},
+        ),
+        plots.label_distribution(
+            {
+                "train": pd.DataFrame({"label_text": ["a", "b", "b"]}),
+                "test": pd.DataFrame({"label_text": ["a", "b"]}),
+            }
+        ),
         plots.length_distribution({"train": pd.DataFrame({"text": ["a b", "a b c"]})}, mark=2),
         plots.metric_bars({"x": 0.5}, "title"),
     ]
@@ -101,5 +124,4 @@ def test_fast_macro_f1_matches_scikit_learn():
     predicted = np.where(rng.random(200) < 0.7, true, rng.choice(list("abcdf"), 200))
     df = pd.DataFrame({"true": true, "predicted": predicted, "correct": true == predicted})
     ci = evaluation.bootstrap_interval(df, "macro_f1", n_resamples=50)
-    assert ci["value"] == pytest.approx(f1_score(true, predicted, average="macro",
-                                                 zero_division=0))
+    assert ci["value"] == pytest.approx(f1_score(true, predicted, average="macro", zero_division=0))

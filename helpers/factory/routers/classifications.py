@@ -37,9 +37,11 @@ def missing_files(factory: Factory, model: ModelRow) -> bool:
 
 
 def gone_message(factory: Factory, model: ModelRow) -> str:
-    return (f"Model {model.id} is listed but its files ({factory.store.model_dir(model)}) are "
-            f"missing: they were deleted outside the service. Delete the model "
-            f"(DELETE /v1/models/{model.id}) and train it again.")
+    return (
+        f"Model {model.id} is listed but its files ({factory.store.model_dir(model)}) are "
+        f"missing: they were deleted outside the service. Delete the model "
+        f"(DELETE /v1/models/{model.id}) and train it again."
+    )
 
 
 def checked_inputs(raw: str | list[str], factory: Factory, what: str) -> list[str]:
@@ -50,9 +52,11 @@ def checked_inputs(raw: str | list[str], factory: Factory, what: str) -> list[st
     texts = [raw] if isinstance(raw, str) else raw
     total = sum(len(t) for t in texts)
     if total > limits.max_request_chars:
-        raise too_large(f"The inputs hold {total} characters; one {what} request may "
-                        f"hold at most {limits.max_request_chars} (serve --max-request-chars). "
-                        "Send them in several requests.")
+        raise too_large(
+            f"The inputs hold {total} characters; one {what} request may "
+            f"hold at most {limits.max_request_chars} (serve --max-request-chars). "
+            "Send them in several requests."
+        )
     for i, text in enumerate(texts):
         try:
             text.encode("utf-8")
@@ -60,8 +64,11 @@ def checked_inputs(raw: str | list[str], factory: Factory, what: str) -> list[st
             loc: list[str | int] = (
                 ["body", "input"] if isinstance(raw, str) else ["body", "input", i]
             )
-            raise invalid(loc, f"unpaired surrogate {text[exc.start]!r} at character "
-                          f"{exc.start}: the text cannot be encoded as UTF-8") from None
+            raise invalid(
+                loc,
+                f"unpaired surrogate {text[exc.start]!r} at character "
+                f"{exc.start}: the text cannot be encoded as UTF-8",
+            ) from None
     cap = limits.max_input_chars
     return [t[:cap] for t in texts]
 
@@ -98,7 +105,6 @@ async def classify(body: ClassificationRequest, factory: FactoryDep):
         "id": uuid.uuid4().hex,
         "model": body.model,
         "results": [
-            {target: {"scores": scores} for target, scores in result.items()}
-            for result in results
+            {target: {"scores": scores} for target, scores in result.items()} for result in results
         ],
     }

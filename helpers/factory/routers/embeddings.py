@@ -68,26 +68,35 @@ def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
     from ..trainers.embeddings import embed
 
     if body.output_dtype not in (None, "float"):
-        raise invalid(["body", "output_dtype"],
-                      "only output_dtype 'float' is supported by the local service",
-                      body.output_dtype)
+        raise invalid(
+            ["body", "output_dtype"],
+            "only output_dtype 'float' is supported by the local service",
+            body.output_dtype,
+        )
     if body.encoding_format not in (None, "float"):
-        raise invalid(["body", "encoding_format"],
-                      "only encoding_format 'float' is supported by the local service",
-                      body.encoding_format)
+        raise invalid(
+            ["body", "encoding_format"],
+            "only encoding_format 'float' is supported by the local service",
+            body.encoding_format,
+        )
     texts = checked_inputs(body.input, factory, "embeddings")
     predictor = _encoder_for(body, factory)
     dim = predictor.enc.model.config.hidden_size
     if body.output_dimension is not None and body.output_dimension != dim:
-        raise invalid(["body", "output_dimension"],
-                      f"{body.model} has {dim}-dimensional embeddings; omit output_dimension "
-                      f"or set it to {dim}", body.output_dimension)
+        raise invalid(
+            ["body", "output_dimension"],
+            f"{body.model} has {dim}-dimensional embeddings; omit output_dimension "
+            f"or set it to {dim}",
+            body.output_dimension,
+        )
     vectors, n_tokens = embed(predictor, texts)
     return {
         "id": uuid.uuid4().hex,
         "object": "list",
         "model": body.model,
-        "data": [{"object": "embedding", "embedding": v, "index": i}
-                 for i, v in enumerate(vectors.tolist())],
+        "data": [
+            {"object": "embedding", "embedding": v, "index": i}
+            for i, v in enumerate(vectors.tolist())
+        ],
         "usage": {"prompt_tokens": n_tokens, "completion_tokens": 0, "total_tokens": n_tokens},
     }

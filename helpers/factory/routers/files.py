@@ -40,19 +40,29 @@ async def upload_file(request: Request, factory: FactoryDep):
         raise too_large(f"File too large: the limit is {limit / 1024 / 1024:g} MB per file.")
     if not parser.got_file:
         parser.discard()
-        raise ApiError(422, [{"type": "missing", "loc": ["body", "file"],
-                              "msg": "Field required", "input": None}])
+        raise ApiError(
+            422,
+            [{"type": "missing", "loc": ["body", "file"], "msg": "Field required", "input": None}],
+        )
     os.replace(partial, store.file_path(file_id))
     filename = parser.filename or "upload.jsonl"
-    guessed = "application/jsonl" if filename.endswith(".jsonl") else mimetypes.guess_type(
-        filename)[0]
-    record = store.add_file({
-        "id": file_id, "filename": filename, "bytes": parser.size, "created_at": now(),
-        "purpose": parser.fields.get("purpose") or "fine-tune", "sample_type": "instruct",
-        "source": "upload", "num_lines": parser.lines,
-        "mimetype": guessed or parser.part_type or "application/octet-stream",
-        "visibility": parser.fields.get("visibility") or "workspace",
-    })
+    guessed = (
+        "application/jsonl" if filename.endswith(".jsonl") else mimetypes.guess_type(filename)[0]
+    )
+    record = store.add_file(
+        {
+            "id": file_id,
+            "filename": filename,
+            "bytes": parser.size,
+            "created_at": now(),
+            "purpose": parser.fields.get("purpose") or "fine-tune",
+            "sample_type": "instruct",
+            "source": "upload",
+            "num_lines": parser.lines,
+            "mimetype": guessed or parser.part_type or "application/octet-stream",
+            "visibility": parser.fields.get("visibility") or "workspace",
+        }
+    )
     return asdict(record)
 
 
@@ -66,8 +76,11 @@ def list_files(
     search: str | None = None,
 ):
     rows, total = factory.store.list_files(page, page_size, purpose, search)
-    return {"data": [asdict(r) for r in rows], "object": "list",
-            "total": total if include_total else None}
+    return {
+        "data": [asdict(r) for r in rows],
+        "object": "list",
+        "total": total if include_total else None,
+    }
 
 
 @router.get("/files/{file_id}", response_model=FileRetrieveOut)

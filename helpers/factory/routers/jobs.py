@@ -51,12 +51,19 @@ def list_jobs(
     suffix: str | None = None,
 ):
     rows, total = factory.store.list_jobs(
-        page, page_size, status, factory.registry.canonical(model) if model else None,
-        _timestamp(created_after, "created_after"), _timestamp(created_before, "created_before"),
+        page,
+        page_size,
+        status,
+        factory.registry.canonical(model) if model else None,
+        _timestamp(created_after, "created_after"),
+        _timestamp(created_before, "created_before"),
         suffix,
     )
-    return {"data": [job_out(factory, r, detailed=False) for r in rows], "object": "list",
-            "total": total}
+    return {
+        "data": [job_out(factory, r, detailed=False) for r in rows],
+        "object": "list",
+        "total": total,
+    }
 
 
 @router.get("/jobs/{job_id}", response_model=JobDetailsOut)

@@ -19,7 +19,9 @@ router = APIRouter(tags=["models"])
 def base_card(factory: Factory, model_id: str) -> dict:
     trainer = factory.registry.trainers()[model_id]
     return {
-        "id": model_id, "type": "base", "created": factory.started,
+        "id": model_id,
+        "type": "base",
+        "created": factory.started,
         "description": trainer.description,
         "max_context_length": trainer.max_context_length,
         "aliases": [ENCODERS[model_id]] if model_id in ENCODERS else [],
@@ -30,8 +32,12 @@ def base_card(factory: Factory, model_id: str) -> dict:
 def ft_card(factory: Factory, model: ModelRow) -> dict:
     trainer = factory.registry.get(model.root)
     return {
-        "id": model.id, "type": "fine-tuned", "created": model.created,
-        "job": model.job_id, "root": model.root, "archived": model.archived,
+        "id": model.id,
+        "type": "fine-tuned",
+        "created": model.created,
+        "job": model.job_id,
+        "root": model.root,
+        "archived": model.archived,
         "description": f"{model.root} fine-tuned by job {model.job_id}",
         "max_context_length": trainer.max_context_length if trainer is not None else 512,
         "capabilities": {"fine_tuning": False, "classification": True},
@@ -42,8 +48,9 @@ def ft_card(factory: Factory, model: ModelRow) -> dict:
 @router.get("/models", response_model=ModelList)
 def list_models(factory: FactoryDep):
     cards = [base_card(factory, m) for m in factory.registry.available()]
-    cards += [ft_card(factory, m) for m in factory.store.list_models()
-              if not missing_files(factory, m)]
+    cards += [
+        ft_card(factory, m) for m in factory.store.list_models() if not missing_files(factory, m)
+    ]
     return {"object": "list", "data": cards}
 
 

@@ -69,8 +69,9 @@ def embed(predictor, texts: Sequence[str]) -> tuple[np.ndarray, int]:
     device = next(enc.parameters()).device
     out = np.zeros((len(texts), dim), dtype=np.float32)
     with getattr(predictor, "_lock", nullcontext()), torch.inference_mode():
-        ids = predictor.tokenizer(texts, truncation=True,
-                                  max_length=predictor.max_length)["input_ids"]
+        ids = predictor.tokenizer(texts, truncation=True, max_length=predictor.max_length)[
+            "input_ids"
+        ]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for s in range(0, len(order), predictor.batch_size):
             idx = order[s : s + predictor.batch_size]

@@ -237,8 +237,15 @@ class _FrozenInputs:
     only the token ids are kept.
     """
 
-    def __init__(self, enc: _Encoder, ids: list[list[int]], pad_id: int, n_bottom: int,
-                 device: torch.device, budget: int = CACHE_BUDGET_BYTES) -> None:
+    def __init__(
+        self,
+        enc: _Encoder,
+        ids: list[list[int]],
+        pad_id: int,
+        n_bottom: int,
+        device: torch.device,
+        budget: int = CACHE_BUDGET_BYTES,
+    ) -> None:
         self.enc, self.ids, self.pad_id = enc, ids, pad_id
         self.n_bottom, self.device = n_bottom, device
         lengths = np.array([len(x) for x in ids], dtype=np.int64)
@@ -318,13 +325,22 @@ class _Targets:
                         if label in index:  # a validation label unseen in training is ignored
                             y[r, index[label]] = 1.0
             else:  # an unseen validation label counts as an error and is left out of the loss
-                y = torch.tensor([index.get(cast(str, ex.labels[t.name]), IGNORE)  # one label
-                                  for ex in examples], dtype=torch.long)
+                y = torch.tensor(
+                    [
+                        index.get(cast(str, ex.labels[t.name]), IGNORE)  # one label
+                        for ex in examples
+                    ],
+                    dtype=torch.long,
+                )
             out.append(y)
         return out
 
-    def losses(self, logits: Sequence[torch.Tensor], ys: Sequence[torch.Tensor],
-               label_smoothing: float = 0.0) -> torch.Tensor:
+    def losses(
+        self,
+        logits: Sequence[torch.Tensor],
+        ys: Sequence[torch.Tensor],
+        label_smoothing: float = 0.0,
+    ) -> torch.Tensor:
         total = logits[0].new_zeros((), dtype=torch.float32)
         for t, z, y in zip(self.specs, logits, ys, strict=True):
             z = z.float()
@@ -357,8 +373,13 @@ def _fit_head(x: torch.Tensor, y: torch.Tensor, multi_label: bool, n_out: int) -
     lam = 1.0 / (WARM_START_C * x.shape[0])
     yy = y.double() if multi_label else y
     opt = torch.optim.LBFGS(
-        [w, b], lr=1.0, max_iter=300, history_size=20, line_search_fn="strong_wolfe",
-        tolerance_grad=1e-7, tolerance_change=1e-10,
+        [w, b],
+        lr=1.0,
+        max_iter=300,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
     )
 
     def closure():
@@ -462,8 +483,11 @@ class EncoderTrainer:
             self.batch_size = batch_size
         self._device = select_device(device)
         self.device = self._device.type
-        blend = (f", averaged {1 - blend_weight:g}/{blend_weight:g} with a TF-IDF linear model"
-                 if blend_weight else "")
+        blend = (
+            f", averaged {1 - blend_weight:g}/{blend_weight:g} with a TF-IDF linear model"
+            if blend_weight
+            else ""
+        )
         self.description = (
             f"{model_name.rsplit('/', 1)[-1]} sentence encoder fine-tuned with one linear head "
             f"per target (top {trainable_layers} layers trained, heads warm-started by logistic "
@@ -523,9 +547,14 @@ class EncoderTrainer:
             self._train_tfidf(train, targets, out_dir / TFIDF_DIR, config.seed)
         prep.stats["tfidf_seconds"] = time.perf_counter() - t2
         stats: dict[str, Any] = {k: round(v, 3) for k, v in prep.stats.items()}
-        stats.update(n_train=len(train), n_valid=len(valid), final_train_loss=last_loss,
-                     device=self.device, frozen_cache=prep.train.mode,
-                     frozen_cache_mb=round(prep.train.nbytes() / 2**20, 1))
+        stats.update(
+            n_train=len(train),
+            n_valid=len(valid),
+            final_train_loss=last_loss,
+            device=self.device,
+            frozen_cache=prep.train.mode,
+            frozen_cache_mb=round(prep.train.nbytes() / 2**20, 1),
+        )
         self._save(out_dir, prep, heads, targets, config, stats)
 
     def load(self, model_dir: Path) -> EncoderPredictor:
@@ -533,8 +562,9 @@ class EncoderTrainer:
 
     # -- training steps ----------------------------------------------------------------------
 
-    def _prepare(self, path: Path, train: list[Example], valid: list[Example],
-                 targets: list[TargetSpec]) -> _Prepared:
+    def _prepare(
+        self, path: Path, train: list[Example], valid: list[Example], targets: list[TargetSpec]
+    ) -> _Prepared:
         """Tokenise, encode the labels and run the frozen pass (cache + warm-start embeddings)."""
         t0 = time.perf_counter()
         tokenizer = _load_tokenizer(path)
@@ -551,17 +581,22 @@ class EncoderTrainer:
 
         tspec = _Targets(targets)
         train_in = _FrozenInputs(enc, tokenize(train), pad_id, n_bottom, self._device)
-        pooled = torch.zeros((len(train), enc.hidden_size)) if self.warm_start \
-            else None
+        pooled = torch.zeros((len(train), enc.hidden_size)) if self.warm_start else None
         train_in.fill(pooled)
         valid_in = None
         if valid:
             valid_in = _FrozenInputs(enc, tokenize(valid), pad_id, n_bottom, self._device)
             valid_in.fill(None)
         return _Prepared(
-            tokenizer=tokenizer, enc=enc, n_bottom=n_bottom, train=train_in, valid=valid_in,
-            ys_train=tspec.encode(train), ys_valid=tspec.encode(valid) if valid else [],
-            frozen_embeddings=pooled, stats={"frozen_pass_seconds": time.perf_counter() - t0},
+            tokenizer=tokenizer,
+            enc=enc,
+            n_bottom=n_bottom,
+            train=train_in,
+            valid=valid_in,
+            ys_train=tspec.encode(train),
+            ys_valid=tspec.encode(valid) if valid else [],
+            frozen_embeddings=pooled,
+            stats={"frozen_pass_seconds": time.perf_counter() - t0},
         )
 
     def _new_heads(self, prep: _Prepared, targets: list[TargetSpec]) -> nn.ModuleList:
@@ -579,7 +614,7 @@ class EncoderTrainer:
 
     def _optimizer(self, prep: _Prepared, heads: nn.ModuleList, config: TrainConfig):
         """AdamW with per-layer learning rates, and the warm-up/linear-decay schedule."""
-        top = prep.enc.layers[prep.n_bottom:]
+        top = prep.enc.layers[prep.n_bottom :]
         groups = []
         for depth, layer in enumerate(reversed(top)):  # depth 0 = the last layer
             lr = config.learning_rate * self.layer_lr_decay**depth
@@ -588,12 +623,17 @@ class EncoderTrainer:
             for name, p in layer.named_parameters():
                 p.requires_grad_(True)
                 (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
-            groups += [{"params": decay, "lr": lr, "weight_decay": config.weight_decay},
-                       {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
+            groups += [
+                {"params": decay, "lr": lr, "weight_decay": config.weight_decay},
+                {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+            ]
         head_lr = config.learning_rate * self.head_lr_factor
         groups += [
-            {"params": [h.weight for h in heads], "lr": head_lr,
-             "weight_decay": config.weight_decay},
+            {
+                "params": [h.weight for h in heads],
+                "lr": head_lr,
+                "weight_decay": config.weight_decay,
+            },
             {"params": [h.bias for h in heads], "lr": head_lr, "weight_decay": 0.0},
         ]
         opt = torch.optim.AdamW(groups, lr=config.learning_rate)
@@ -607,8 +647,9 @@ class EncoderTrainer:
 
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
 
-    def _logits(self, prep: _Prepared, heads: nn.ModuleList, inputs: _FrozenInputs,
-                idx: Sequence[int]) -> list[torch.Tensor]:
+    def _logits(
+        self, prep: _Prepared, heads: nn.ModuleList, inputs: _FrozenInputs, idx: Sequence[int]
+    ) -> list[torch.Tensor]:
         hidden, mask = inputs.batch(idx)
         with autocast(self._device):
             out = prep.enc.run_layers(hidden, mask, prep.n_bottom, len(prep.enc.layers))
@@ -639,19 +680,25 @@ class EncoderTrainer:
         for layer in prep.enc.layers[: prep.n_bottom]:
             layer.eval()
 
-    def _fit(self, prep: _Prepared, heads: nn.ModuleList, targets: list[TargetSpec],
-             config: TrainConfig, on_step: ProgressCallback) -> float:
+    def _fit(
+        self,
+        prep: _Prepared,
+        heads: nn.ModuleList,
+        targets: list[TargetSpec],
+        config: TrainConfig,
+        on_step: ProgressCallback,
+    ) -> float:
         """The optimisation loop; returns the last training loss."""
         tspec = _Targets(targets)
         opt, sched = self._optimizer(prep, heads, config)
-        scaler = torch.amp.GradScaler("cuda") if amp_dtype(self._device) == torch.float16 \
-            else None
+        scaler = torch.amp.GradScaler("cuda") if amp_dtype(self._device) == torch.float16 else None
         total = max(0, int(config.training_steps))
         eval_every = max(1, int(round(total * EVAL_FRACTION)))
         self._train_mode(prep)
         last_loss = float("nan")
-        for step, idx in enumerate(_batches(prep.train.lengths, self.batch_size, total,
-                                            config.seed), 1):
+        for step, idx in enumerate(
+            _batches(prep.train.lengths, self.batch_size, total, config.seed), 1
+        ):
             logits = self._logits(prep, heads, prep.train, idx.tolist())
             ys = [y[idx].to(self._device) for y in prep.ys_train]
             loss = tspec.losses(logits, ys, self.label_smoothing)
@@ -666,16 +713,18 @@ class EncoderTrainer:
                 scaler.update()
             sched.step()
             last_loss = float(loss.detach())
-            report = StepReport(step=step, total_steps=total, train_loss=last_loss,
-                                extra={"lr": lr_used})
+            report = StepReport(
+                step=step, total_steps=total, train_loss=last_loss, extra={"lr": lr_used}
+            )
             if prep.valid is not None and (step % eval_every == 0 or step == total):
                 report.valid_loss, report.valid_accuracy = self._evaluate(prep, heads, tspec)
             on_step(report)
         prep.enc.eval()
         return last_loss
 
-    def _train_tfidf(self, train: list[Example], targets: list[TargetSpec], out: Path,
-                     seed: int) -> None:
+    def _train_tfidf(
+        self, train: list[Example], targets: list[TargetSpec], out: Path, seed: int
+    ) -> None:
         """The linear component of the blend, in the tfidf-logreg trainer's own format."""
         from .tfidf import TfidfLogRegTrainer
 
@@ -683,13 +732,22 @@ class EncoderTrainer:
         out.mkdir(parents=True, exist_ok=True)
         tfidf.train(train, None, targets, replace(tfidf.defaults, seed=seed), out, lambda r: None)
 
-    def _save(self, out_dir: Path, prep: _Prepared, heads: nn.ModuleList,
-              targets: list[TargetSpec], config: TrainConfig, stats: dict) -> None:
+    def _save(
+        self,
+        out_dir: Path,
+        prep: _Prepared,
+        heads: nn.ModuleList,
+        targets: list[TargetSpec],
+        config: TrainConfig,
+        stats: dict,
+    ) -> None:
         from safetensors.torch import save_file
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        state = {f"encoder.{k}": v.detach().float().cpu().contiguous()
-                 for k, v in prep.enc.model.state_dict().items()}
+        state = {
+            f"encoder.{k}": v.detach().float().cpu().contiguous()
+            for k, v in prep.enc.model.state_dict().items()
+        }
         for i, module in enumerate(heads):
             head = cast(nn.Linear, module)  # every head is an nn.Linear
             state[f"heads.{i}.weight"] = head.weight.detach().float().cpu().contiguous()
@@ -705,8 +763,8 @@ class EncoderTrainer:
                 "path": TFIDF_DIR,
                 "weight": self.blend_weight,
                 "rule": "scores = (1 - weight) * encoder_probabilities + weight * "
-                        "tfidf_probabilities (softmax per single-label target, sigmoids per "
-                        "multi-label target)",
+                "tfidf_probabilities (softmax per single-label target, sigmoids per "
+                "multi-label target)",
             }
         meta = {
             "format": FORMAT,
@@ -715,8 +773,12 @@ class EncoderTrainer:
             "base_model": self.base_model,
             "encoder": self.model_name,
             "targets": [
-                {"name": t.name, "labels": list(t.labels), "multi_label": t.multi_label,
-                 "head": f"heads.{i}"}
+                {
+                    "name": t.name,
+                    "labels": list(t.labels),
+                    "multi_label": t.multi_label,
+                    "head": f"heads.{i}",
+                }
                 for i, t in enumerate(targets)
             ],
             "multi_label_threshold": MULTI_LABEL_THRESHOLD,
@@ -739,12 +801,16 @@ class EncoderTrainer:
                 "seed": config.seed,
                 "trainable_layers": n_top,
                 "frozen": "embeddings and bottom layers (outputs cached)",
-                "warm_start": (f"logistic regression on frozen embeddings, C={WARM_START_C}"
-                               if self.warm_start else None),
+                "warm_start": (
+                    f"logistic regression on frozen embeddings, C={WARM_START_C}"
+                    if self.warm_start
+                    else None
+                ),
                 "batching": f"epoch-shuffled, length-bucketed ({BUCKET_BATCHES} batches/chunk)",
                 "device": self.device,
                 "mixed_precision": str(amp_dtype(self._device)).replace("torch.", "")
-                if amp_dtype(self._device) else None,
+                if amp_dtype(self._device)
+                else None,
             },
             "training": stats,
         }
@@ -779,10 +845,19 @@ class EncoderPredictor:
     transformer runs under autocast (bf16/fp16). Pooling, heads and the blend stay float32.
     """
 
-    def __init__(self, enc: _Encoder, heads: nn.ModuleList, tokenizer, targets: list[TargetSpec],
-                 max_length: int, batch_size: int = PREDICT_BATCH,
-                 precision: str | None = None, device: str | None = "cpu",
-                 tfidf=None, blend_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        enc: _Encoder,
+        heads: nn.ModuleList,
+        tokenizer,
+        targets: list[TargetSpec],
+        max_length: int,
+        batch_size: int = PREDICT_BATCH,
+        precision: str | None = None,
+        device: str | None = "cpu",
+        tfidf=None,
+        blend_weight: float = 0.0,
+    ) -> None:
         self.device = select_device(device)
         self.precision = _resolve_precision(precision)
         self.enc = enc.eval().to(self.device)
@@ -799,8 +874,9 @@ class EncoderPredictor:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: Path, precision: str | None = None,
-             device: str | None = "cpu") -> EncoderPredictor:
+    def load(
+        cls, model_dir: Path, precision: str | None = None, device: str | None = "cpu"
+    ) -> EncoderPredictor:
         """Load a model directory (tensors go to the CPU first: any saving device works)."""
         from safetensors.torch import load_file
         from transformers import AutoConfig
@@ -808,17 +884,21 @@ class EncoderPredictor:
         model_dir = Path(model_dir)
         meta = json.loads((model_dir / "classifier.json").read_text())
         if meta.get("format") != FORMAT:
-            raise ValueError(f"{model_dir / 'classifier.json'}: not an encoder classifier "
-                             f"(format {meta.get('format')!r}, expected {FORMAT!r})")
+            raise ValueError(
+                f"{model_dir / 'classifier.json'}: not an encoder classifier "
+                f"(format {meta.get('format')!r}, expected {FORMAT!r})"
+            )
         state = load_file(str(model_dir / "model.safetensors"), device="cpu")
         config = AutoConfig.from_pretrained(str(model_dir))
         enc = _Encoder(_new_encoder(config))
         enc.model.load_state_dict(
-            {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")},
+            {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")},
             strict=True,
         )
-        targets = [TargetSpec(t["name"], list(t["labels"]), bool(t["multi_label"]))
-                   for t in meta["targets"]]
+        targets = [
+            TargetSpec(t["name"], list(t["labels"]), bool(t["multi_label"]))
+            for t in meta["targets"]
+        ]
         heads = nn.ModuleList()
         for t in meta["targets"]:
             w, b = state[f"{t['head']}.weight"], state[f"{t['head']}.bias"]
@@ -834,8 +914,17 @@ class EncoderPredictor:
 
             tfidf = TfidfPredictor(model_dir / blend["path"])
             weight = float(blend["weight"])
-        return cls(enc, heads, _load_tokenizer(model_dir), targets, int(meta["max_length"]),
-                   precision=precision, device=device, tfidf=tfidf, blend_weight=weight)
+        return cls(
+            enc,
+            heads,
+            _load_tokenizer(model_dir),
+            targets,
+            int(meta["max_length"]),
+            precision=precision,
+            device=device,
+            tfidf=tfidf,
+            blend_weight=weight,
+        )
 
     def _pooled(self, texts: list[str]) -> tuple[list[int], list[torch.Tensor]]:
         """Length order and the pooled, L2-normalised sentence vectors per batch (float32)."""

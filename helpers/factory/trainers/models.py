@@ -77,8 +77,7 @@ def _download(name: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        path = snapshot_download(name, etag_timeout=_DOWNLOAD_TIMEOUT_S,
-                                 allow_patterns=_PATTERNS)
+        path = snapshot_download(name, etag_timeout=_DOWNLOAD_TIMEOUT_S, allow_patterns=_PATTERNS)
         return _usable(path)
     except Exception:
         return None

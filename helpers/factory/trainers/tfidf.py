@@ -235,8 +235,9 @@ class TfidfLogRegTrainer:
     device = "cpu"
     # 40 L-BFGS iterations converge on Banking77/CLINC150 (more do not help); the rate, weight
     # decay and warm-up do not apply to L-BFGS (the L2 strength is C)
-    defaults = TrainConfig(training_steps=40, learning_rate=1.0, weight_decay=0.0,
-                           warmup_fraction=0.0)
+    defaults = TrainConfig(
+        training_steps=40, learning_rate=1.0, weight_decay=0.0, warmup_fraction=0.0
+    )
     C = 10.0
     eval_every = 10
 
@@ -281,8 +282,7 @@ class TfidfLogRegTrainer:
         def evaluate(theta: np.ndarray) -> tuple[float, float]:
             assert ys_valid is not None  # only called when there is validation data
             losses, accuracies = [], []
-            for (w, b), y, t in zip(heads.split(theta), ys_valid, targets,
-                                    strict=True):
+            for (w, b), y, t in zip(heads.split(theta), ys_valid, targets, strict=True):
                 logits = x_valid @ w + b
                 losses.append(_loss_and_grad(logits, y, t.multi_label)[0])
                 accuracies.append(_accuracy(_scores(logits, t.multi_label), y, t.multi_label))
@@ -307,8 +307,7 @@ class TfidfLogRegTrainer:
             "C": self.C,
             "trained_at": int(time.time()),
             "targets": [
-                {"name": t.name, "labels": t.labels, "multi_label": t.multi_label}
-                for t in targets
+                {"name": t.name, "labels": t.labels, "multi_label": t.multi_label} for t in targets
             ],
         }
         (out_dir / "config.json").write_text(json.dumps(config_json, indent=1), encoding="utf-8")
