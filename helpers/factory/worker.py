@@ -291,7 +291,7 @@ class Worker:
             if trainer is None:
                 raise RuntimeError(f"base model {job.model} is not available on this machine")
             train, valid, targets, config = self._training_inputs(job)
-            trainer.train(train, valid, targets, config, tmp, progress)
+            trainer.train(train, valid, targets, config, tmp, progress, progress.check_cancelled)
             progress.finish()
         except Cancelled:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -450,6 +450,11 @@ class _Progress:
             except Exception as exc:  # W&B trouble must not fail the job
                 log.warning("W&B logging failed: %s", type(exc).__name__)
                 self.run = None
+        self.check_cancelled()
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`Cancelled` once the job is no longer RUNNING (read at most every
+        ``CANCEL_CHECK_SECONDS``); also called by trainers before their first step."""
         if time.monotonic() - self._checked >= CANCEL_CHECK_SECONDS:
             self._checked = time.monotonic()
             job = self.store.get_job(self.job_id)

@@ -95,6 +95,7 @@ def batch(*args: str, env: dict | None = None, prelude: str = "") -> subprocess.
     )
 
 
+@pytest.mark.slow  # a Dask cluster and notebook kernels
 def test_cluster_sweep_matches_a_serial_run(notebooks, scheduler, tmp_path):
     grid = ["--grid", "alpha=1,2", "--grid", "beta=0.5,1.0", "--notebooks", notebooks]
     serial = batch("--out", str(tmp_path / "serial"), *grid)
@@ -119,6 +120,7 @@ def test_cluster_sweep_matches_a_serial_run(notebooks, scheduler, tmp_path):
     assert not list((tmp_path / "dask").glob(".batch-*"))  # the storage marker is removed
 
 
+@pytest.mark.slow  # a Dask cluster and notebook kernels
 def test_killed_worker_fails_its_point_only_and_a_rerun_finishes_it(notebooks, scheduler, tmp_path):
     out = tmp_path / "kill"
     args = [
@@ -154,6 +156,7 @@ def test_killed_worker_fails_its_point_only_and_a_rerun_finishes_it(notebooks, s
     assert "alpha-1: ok (done earlier)" in second.stdout  # progress lines
 
 
+@pytest.mark.slow  # a Dask cluster and notebook kernels
 def test_workers_1_stays_in_process_and_the_missing_extra_is_named(notebooks, tmp_path):
     args = ["--out", str(tmp_path / "one"), "--grid", "alpha=1", "--notebooks", notebooks]
     one = batch(*args, "--workers", "1")
@@ -197,6 +200,7 @@ def test_workers_check_they_share_out_and_the_notebooks(notebooks, tmp_path):
     )
 
 
+@pytest.mark.slow  # a Dask cluster and notebook kernels
 def test_ctrl_c_cancels_queued_points_and_keeps_finished_ones(notebooks, tmp_path):
     """--workers 2: alpha-1 finishes, alpha-2 and -3 sleep, alpha-4 waits; then Ctrl-C."""
     out = tmp_path / "ctrl-c"

@@ -221,6 +221,30 @@ def test_cancel_stops_training(trainer, tmp_path):
     assert not (tmp_path / "model.safetensors").exists()
 
 
+def test_cancel_before_the_first_step_stops_the_frozen_pass(trainer, tmp_path):
+    """A cancel during the frozen pass (seconds on a large file) is not kept waiting."""
+    calls: list[int] = []
+    steps: list[int] = []
+
+    def check_cancelled() -> None:
+        calls.append(1)
+        if len(calls) == 1:  # the first check, before the first batch of the frozen pass
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        trainer.train(
+            _intent_data(),
+            None,
+            [INTENT],
+            CONFIG,
+            tmp_path,
+            lambda r: steps.append(r.step),
+            check_cancelled,
+        )
+    assert calls == [1] and steps == []
+    assert not (tmp_path / "model.safetensors").exists()
+
+
 def test_tiny_dataset_and_threads(trainer, tmp_path):
     data = [Example(t, {"intent": k}) for k in ("weather", "music") for t in UTTERANCES[k][:4]]
     target = TargetSpec("intent", ["music", "weather"], False)

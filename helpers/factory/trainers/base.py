@@ -64,6 +64,14 @@ class Cancelled(Exception):
 
 ProgressCallback = Callable[[StepReport], None]
 
+CancelCheck = Callable[[], None]
+"""Raises :class:`Cancelled` when the job was cancelled; trainers call it during long work
+before the first step (the frozen pass, feature extraction), so a cancel is not kept waiting."""
+
+
+def never_cancelled() -> None:
+    """The :data:`CancelCheck` of a training nobody can cancel (tests, benchmarks)."""
+
 
 class Predictor(Protocol):
     targets: list[TargetSpec]
@@ -98,11 +106,13 @@ class Trainer(Protocol):
         config: TrainConfig,
         out_dir: Path,
         on_step: ProgressCallback,
+        check_cancelled: CancelCheck = never_cancelled,
     ) -> None:
         """Train and write the model into ``out_dir`` (a fresh, empty directory).
 
-        Call ``on_step`` after every optimizer step (it may raise :class:`Cancelled`);
-        report validation loss and accuracy at least on the final step when ``valid`` is given.
+        Call ``on_step`` after every optimizer step (it may raise :class:`Cancelled`), and
+        ``check_cancelled`` every second or so of the work before the first step; report
+        validation loss and accuracy at least on the final step when ``valid`` is given.
         """
 
     def load(self, model_dir: Path) -> Predictor:

@@ -77,11 +77,13 @@ from torch.nn import functional as F
 
 from .base import (
     MULTI_LABEL_THRESHOLD,
+    CancelCheck,
     Example,
     ProgressCallback,
     StepReport,
     TargetSpec,
     TrainConfig,
+    never_cancelled,
 )
 from .device import amp_dtype, autocast, num_threads, select_device
 from .models import DEFAULT_ENCODER, resolve_encoder, short_id
@@ -269,15 +271,19 @@ class _FrozenInputs:
             hidden = self.enc.bottom(input_ids, mask, self.n_bottom)
         return hidden.float(), mask
 
-    def fill(self, pooled_out: torch.Tensor | None) -> None:
+    def fill(
+        self, pooled_out: torch.Tensor | None, check_cancelled: CancelCheck = never_cancelled
+    ) -> None:
         """One frozen pass in length order: fill the cache, and ``pooled_out`` (the frozen
-        encoder's sentence embeddings, for the warm start) when given."""
+        encoder's sentence embeddings, for the warm start) when given. ``check_cancelled``
+        runs between batches: the pass can take a while on a large file."""
         if self.data is None and pooled_out is None:
             return
         order = np.argsort(self.lengths, kind="stable").tolist()
         n_layers = len(self.enc.layers)
         with torch.inference_mode():
             for s in range(0, len(order), FROZEN_BATCH):
+                check_cancelled()
                 idx = order[s : s + FROZEN_BATCH]
                 hidden, mask = self._bottom(idx)
                 if self.data is not None:
@@ -523,6 +529,7 @@ class EncoderTrainer:
         config: TrainConfig,
         out_dir: Path,
         on_step: ProgressCallback,
+        check_cancelled: CancelCheck = never_cancelled,
     ) -> None:
         if not train:
             raise ValueError("no training examples")
@@ -536,7 +543,7 @@ class EncoderTrainer:
         t0 = time.perf_counter()
         with _torch_settings(self._device):
             _seed_everything(config.seed)
-            prep = self._prepare(path, train, valid, targets)
+            prep = self._prepare(path, train, valid, targets, check_cancelled)
             heads = self._new_heads(prep, targets)
             prep.stats["prepare_seconds"] = time.perf_counter() - t0
             t1 = time.perf_counter()
@@ -563,7 +570,12 @@ class EncoderTrainer:
     # -- training steps ----------------------------------------------------------------------
 
     def _prepare(
-        self, path: Path, train: list[Example], valid: list[Example], targets: list[TargetSpec]
+        self,
+        path: Path,
+        train: list[Example],
+        valid: list[Example],
+        targets: list[TargetSpec],
+        check_cancelled: CancelCheck = never_cancelled,
     ) -> _Prepared:
         """Tokenise, encode the labels and run the frozen pass (cache + warm-start embeddings)."""
         t0 = time.perf_counter()
@@ -582,11 +594,11 @@ class EncoderTrainer:
         tspec = _Targets(targets)
         train_in = _FrozenInputs(enc, tokenize(train), pad_id, n_bottom, self._device)
         pooled = torch.zeros((len(train), enc.hidden_size)) if self.warm_start else None
-        train_in.fill(pooled)
+        train_in.fill(pooled, check_cancelled)
         valid_in = None
         if valid:
             valid_in = _FrozenInputs(enc, tokenize(valid), pad_id, n_bottom, self._device)
-            valid_in.fill(None)
+            valid_in.fill(None, check_cancelled)
         return _Prepared(
             tokenizer=tokenizer,
             enc=enc,

@@ -31,11 +31,13 @@ from sklearn.preprocessing import normalize
 
 from .base import (
     MULTI_LABEL_THRESHOLD,
+    CancelCheck,
     Example,
     ProgressCallback,
     StepReport,
     TargetSpec,
     TrainConfig,
+    never_cancelled,
 )
 
 FORMAT = "tfidf-logreg/1"
@@ -255,8 +257,11 @@ class TfidfLogRegTrainer:
         config: TrainConfig,
         out_dir: Path,
         on_step: ProgressCallback,
+        check_cancelled: CancelCheck = never_cancelled,
     ) -> None:
+        check_cancelled()
         features, x = _Features.fit([e.text for e in train])
+        check_cancelled()
         xt = x.T.tocsr()
         ys = [_target_matrix(train, t) for t in targets]
         heads = _Heads(x.shape[1], targets)
