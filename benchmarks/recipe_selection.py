@@ -1,0 +1,176 @@
+"""Validation-only screening of encoder recipes on the cookbook's MASSIVE subset.
+
+Each candidate (``CANDIDATES``) trains ``EncoderTrainer`` on the train split exactly as
+``recipe_table.py`` does and is scored on the **validation** split (accuracy, macro-F1); the
+test split is dropped as soon as the data are loaded and never used, so a recipe can be chosen
+here and confirmed once on test with ``recipe_table.py``. A blended candidate also records the
+validation accuracy of its encoder alone (the same model with the TF-IDF part switched off).
+
+Usage (from the repo root; one torch thread when the other core is busy)::
+
+    INTENT_TORCH_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1 \\
+        PYTHONPATH=$PWD .venv/bin/python benchmarks/recipe_selection.py \\
+        --candidates default layers6 blend50 --seeds 0 [--budget-min 60]
+    .venv/bin/python benchmarks/recipe_selection.py --table
+
+Timing (``recipe_table.Timer``): wall and CPU seconds (user + sys of this process) of
+``trainer.train`` only, ``est_2core_s = cpu_s / 2`` (the contention-free estimate for 2 idle
+cores) and the 1-minute load average before and after. One JSON line per (candidate, seed) is
+appended to ``benchmarks/results/recipe_selection.jsonl``; ``--table`` prints it as Markdown.
+Candidates run sequentially; ``--budget-min`` stops starting new trainings after that many
+minutes of this invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from recipe_table import Timer, massive, metrics  # noqa: E402  (sets offline env defaults)
+
+RESULTS = HERE / "results" / "recipe_selection.jsonl"
+
+# name -> (EncoderTrainer kwargs, TrainConfig overrides of EncoderTrainer.defaults)
+CANDIDATES: dict[str, tuple[dict, dict]] = {
+    "default": ({}, {}),
+    "layers6": ({"trainable_layers": 6}, {}),
+    "steps450": ({}, {"training_steps": 450}),
+    "layers6-steps400": ({"trainable_layers": 6}, {"training_steps": 400}),
+    "blend30": ({"blend_weight": 0.3}, {}),
+    "blend50": ({"blend_weight": 0.5}, {}),
+    "lr3e-4": ({}, {"learning_rate": 3e-4}),
+    "smooth0.1": ({"label_smoothing": 0.1}, {}),
+    "steps450-smooth0.1": ({"label_smoothing": 0.1}, {"training_steps": 450}),
+    "steps450-blend50": ({"blend_weight": 0.5}, {"training_steps": 450}),
+}
+
+
+def val_metrics(y_true, y_pred) -> dict:
+    m = metrics(y_true, y_pred)  # recipe_table names them after its test split
+    return {"val_accuracy": m["test_accuracy"], "val_macro_f1": m["macro_f1"]}
+
+
+def evaluate(data: dict, name: str, seed: int) -> dict:
+    """Train one candidate with one seed (recipe_table.encoder_rows' calls); validation scores."""
+    from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig
+    from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer
+
+    trainer_kwargs, config_kwargs = CANDIDATES[name]
+    trainer = EncoderTrainer(device="cpu", **trainer_kwargs)
+    config = TrainConfig(**{**vars(trainer.defaults), **config_kwargs, "seed": seed})
+    labels = sorted(set(data["train"][1]))
+    train = [Example(x, {"intent": y}) for x, y in zip(*data["train"], strict=True)]
+    with tempfile.TemporaryDirectory() as tmp:
+        with Timer() as t:
+            trainer.train(
+                train,
+                None,
+                [TargetSpec("intent", labels, False)],
+                config,
+                Path(tmp),
+                lambda r: None,
+            )
+        meta = json.loads((Path(tmp) / "classifier.json").read_text())
+        predictor = EncoderPredictor.load(Path(tmp))
+        val_x, val_y = data["validation"]
+
+        def score(p) -> dict:
+            return val_metrics(
+                val_y, [max(s["intent"], key=s["intent"].get) for s in p.predict(val_x)]
+            )
+
+        row = {"candidate": name, "seed": seed, **score(predictor)}
+        if predictor.tfidf is not None:  # the same model's encoder alone
+            predictor.tfidf, predictor.blend_weight = None, 0.0
+            row["val_accuracy_encoder_alone"] = score(predictor)["val_accuracy"]
+    return {
+        **row,
+        "cpu_s": round(t.cpu, 1),
+        "est_2core_s": round(t.cpu / 2, 1),
+        "wall_s": round(t.wall, 1),
+        "load_before": t.load_before,
+        "load_after": t.load_after,
+        "trainer_kwargs": trainer_kwargs,
+        "config": vars(config),
+        "recipe": meta["recipe"],
+        "blend": meta["blend"],
+        "stages": meta["training"],
+    }
+
+
+def run(args) -> None:
+    start = time.monotonic()
+    data = massive(args.data_root)
+    data.pop("test")  # never used here
+    n = {"n_train": len(data["train"][0]), "n_validation": len(data["validation"][0])}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for name in args.candidates:
+            if time.monotonic() - start > args.budget_min * 60:
+                print(f"budget of {args.budget_min} min spent; not starting {name} seed {seed}")
+                return
+            row = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **n, "note": args.note}
+            row |= evaluate(data, name, seed)
+            with open(args.out, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            skip = {"recipe", "stages", "config", "trainer_kwargs", "blend"}
+            print(json.dumps({k: v for k, v in row.items() if k not in skip}), flush=True)
+
+
+def table(path: Path) -> str:
+    """Markdown: each seed per candidate, then the candidate's mean (first-seen order)."""
+    rows = defaultdict(list)
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        rows[r["candidate"]].append(r)
+    out = [
+        "| candidate | seed | val acc. | val macro-F1 | encoder alone | CPU s | est. 2-core s "
+        "| wall s | load 1-min |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, rs in rows.items():
+        for r in sorted(rs, key=lambda r: r["seed"]):
+            alone = r.get("val_accuracy_encoder_alone")
+            out.append(
+                f"| {name} | {r['seed']} | {r['val_accuracy']:.2f} | {r['val_macro_f1']:.2f} "
+                f"| {'' if alone is None else f'{alone:.2f}'} | {r['cpu_s']} "
+                f"| {r['est_2core_s']} | {r['wall_s']} | {r['load_before']}→{r['load_after']} |"
+            )
+        if len(rs) > 1:
+            acc, f1, cpu, est = (
+                sum(r[k] for r in rs) / len(rs)
+                for k in ("val_accuracy", "val_macro_f1", "cpu_s", "est_2core_s")
+            )
+            out.append(
+                f"| **{name} mean** | {len(rs)} seeds | **{acc:.2f}** | {f1:.2f} | "
+                f"| {cpu:.1f} | {est:.1f} | | |"
+            )
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=["default"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--budget-min", type=float, default=60.0, help="no new training after this")
+    ap.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--note", default="")
+    ap.add_argument("--table", action="store_true", help="print the Markdown table and exit")
+    args = ap.parse_args()
+    if args.table:
+        print(table(args.out))
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
