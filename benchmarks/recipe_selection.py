@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -34,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from recipe_table import Timer, massive, metrics  # noqa: E402  (sets offline env defaults)
+from recipe_table import encoder_rows, massive  # noqa: E402  (sets offline env defaults)
 
 RESULTS = HERE / "results" / "recipe_selection.jsonl"
 
@@ -53,56 +52,36 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
 }
 
 
-def val_metrics(y_true, y_pred) -> dict:
-    m = metrics(y_true, y_pred)  # recipe_table names them after its test split
-    return {"val_accuracy": m["test_accuracy"], "val_macro_f1": m["macro_f1"]}
-
-
 def evaluate(data: dict, name: str, seed: int) -> dict:
-    """Train one candidate with one seed (recipe_table.encoder_rows' calls); validation scores."""
-    from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig
-    from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer
+    """Train one candidate with one seed through ``recipe_table.encoder_rows``, scored on the
+    validation split."""
+    from helpers.factory.trainers.base import TrainConfig
+    from helpers.factory.trainers.encoder import EncoderTrainer
 
     trainer_kwargs, config_kwargs = CANDIDATES[name]
-    trainer = EncoderTrainer(device="cpu", **trainer_kwargs)
-    config = TrainConfig(**{**vars(trainer.defaults), **config_kwargs, "seed": seed})
-    labels = sorted(set(data["train"][1]))
-    train = [Example(x, {"intent": y}) for x, y in zip(*data["train"], strict=True)]
-    with tempfile.TemporaryDirectory() as tmp:
-        with Timer() as t:
-            trainer.train(
-                train,
-                None,
-                [TargetSpec("intent", labels, False)],
-                config,
-                Path(tmp),
-                lambda r: None,
-            )
-        meta = json.loads((Path(tmp) / "classifier.json").read_text())
-        predictor = EncoderPredictor.load(Path(tmp))
-        val_x, val_y = data["validation"]
-
-        def score(p) -> dict:
-            return val_metrics(
-                val_y, [max(s["intent"], key=s["intent"].get) for s in p.predict(val_x)]
-            )
-
-        row = {"candidate": name, "seed": seed, **score(predictor)}
-        if predictor.tfidf is not None:  # the same model's encoder alone
-            predictor.tfidf, predictor.blend_weight = None, 0.0
-            row["val_accuracy_encoder_alone"] = score(predictor)["val_accuracy"]
+    rows = encoder_rows(data, name, trainer_kwargs, config_kwargs, seed, split="validation")
+    model = rows[0]
+    config = TrainConfig(**{**vars(EncoderTrainer.defaults), **config_kwargs, "seed": seed})
+    row = {
+        "candidate": name,
+        "seed": seed,
+        "val_accuracy": model["test_accuracy"],  # encoder_rows names scores after its test use
+        "val_macro_f1": model["macro_f1"],
+    }
+    if len(rows) > 1:  # a blend: the same model's encoder alone
+        row["val_accuracy_encoder_alone"] = rows[1]["test_accuracy"]
     return {
         **row,
-        "cpu_s": round(t.cpu, 1),
-        "est_2core_s": round(t.cpu / 2, 1),
-        "wall_s": round(t.wall, 1),
-        "load_before": t.load_before,
-        "load_after": t.load_after,
+        "cpu_s": model["train_cpu_s"],
+        "est_2core_s": model["est_2core_s"],
+        "wall_s": model["train_wall_s"],
+        "load_before": model["load_before"],
+        "load_after": model["load_after"],
         "trainer_kwargs": trainer_kwargs,
         "config": vars(config),
-        "recipe": meta["recipe"],
-        "blend": meta["blend"],
-        "stages": meta["training"],
+        "recipe": model["recipe"],
+        "blend": model["blend"],
+        "stages": model["stages"],
     }
 
 

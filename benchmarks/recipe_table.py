@@ -167,9 +167,16 @@ def frozen_row(data: dict) -> dict:
 
 
 def encoder_rows(
-    data: dict, name: str, trainer_kwargs: dict, config_kwargs: dict, seed: int
+    data: dict,
+    name: str,
+    trainer_kwargs: dict,
+    config_kwargs: dict,
+    seed: int,
+    split: str = "test",
 ) -> list[dict]:
-    """Train once; one row for the model as saved and, when blended, one for the encoder alone."""
+    """Train once; one row for the model as saved and, when blended, one for the encoder alone.
+
+    Scores are on ``data[split]`` (named ``test_accuracy``/``macro_f1`` whatever the split)."""
     from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig
     from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer
 
@@ -189,7 +196,7 @@ def encoder_rows(
             )
         meta = json.loads((Path(tmp) / "classifier.json").read_text())
         predictor = EncoderPredictor.load(Path(tmp))
-        test_x, test_y = data["test"]
+        test_x, test_y = data[split]
 
         def accuracy(p) -> dict:
             pred = [max(s["intent"], key=s["intent"].get) for s in p.predict(test_x)]

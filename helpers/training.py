@@ -11,23 +11,14 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import get_args
 
 from tqdm.std import tqdm
 
+from helpers.factory.schemas import JobStatus
 from helpers.fileio import write_json  # noqa: F401  (lessons call training.write_json)
 
-STATUSES = (
-    "QUEUED",
-    "STARTED",
-    "VALIDATING",
-    "VALIDATED",
-    "RUNNING",
-    "FAILED_VALIDATION",
-    "FAILED",
-    "SUCCESS",
-    "CANCELLED",
-    "CANCELLATION_REQUESTED",
-)
+STATUSES: tuple[str, ...] = get_args(JobStatus)  # the wire contract's job statuses
 FAILURES = ("FAILED_VALIDATION", "FAILED", "CANCELLED")
 MISTRAL_URL = "https://api.mistral.ai"
 

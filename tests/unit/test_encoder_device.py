@@ -14,6 +14,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from tiny_intents import TEXTS as ALL_TEXTS  # noqa: E402
+
 from helpers.factory.trainers import Registry, device  # noqa: E402
 from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig  # noqa: E402
 from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer  # noqa: E402
@@ -84,24 +86,7 @@ def test_thread_count_comes_from_the_machine(monkeypatch):
         device.num_threads()
 
 
-TEXTS = {
-    "weather": [
-        "will it rain tomorrow",
-        "is it cold outside",
-        "forecast for the weekend",
-        "do I need an umbrella",
-        "how hot is it in paris",
-        "is it sunny right now",
-    ],
-    "music": [
-        "play some jazz",
-        "put on my playlist",
-        "play a song by queen",
-        "shuffle my favourite songs",
-        "turn on relaxing music",
-        "next track please",
-    ],
-}
+TEXTS = {k: ALL_TEXTS[k] for k in ("weather", "music")}
 
 
 def test_gpu_trained_model_loads_and_predicts_on_cpu(tmp_path, monkeypatch):

@@ -13,6 +13,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from tiny_intents import TEXTS  # noqa: E402
+
 from helpers.factory.trainers import hyperparameters_with_defaults  # noqa: E402
 from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig  # noqa: E402
 from helpers.factory.trainers.encoder import (  # noqa: E402
@@ -27,32 +29,6 @@ from helpers.factory.trainers.encoder import (  # noqa: E402
 from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder  # noqa: E402
 from helpers.factory.trainers.tfidf import TfidfLogRegTrainer, TfidfPredictor  # noqa: E402
 
-TEXTS = {
-    "weather": [
-        "will it rain tomorrow",
-        "is it cold outside",
-        "forecast for the weekend",
-        "do I need an umbrella",
-        "how hot is it in paris",
-        "is it sunny right now",
-    ],
-    "music": [
-        "play some jazz",
-        "put on my playlist",
-        "play a song by queen",
-        "shuffle my favourite songs",
-        "turn on relaxing music",
-        "next track please",
-    ],
-    "alarm": [
-        "wake me up at seven",
-        "set an alarm for 6 am",
-        "cancel my alarm",
-        "alarm for tomorrow at five",
-        "snooze the alarm",
-        "what alarms are set",
-    ],
-}
 DATA = [Example(t, {"intent": k}) for k, v in TEXTS.items() for t in v]
 TARGET = TargetSpec("intent", sorted(TEXTS), False)
 PROBES = ["is it raining in berlin", "play the beatles", "wake me at 5"]
