@@ -23,6 +23,7 @@ def put_in_hub_cache(cache: Path, repo_id: str, files: Path) -> None:
     (root / "refs" / "main").write_text("0" * 40)
 
 
+@pytest.mark.slow  # trains an encoder
 def test_an_encoder_cached_after_start_is_listed_and_trains(tmp_path):
     cache = tmp_path / "hub"
     cache.mkdir()

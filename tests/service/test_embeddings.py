@@ -74,6 +74,7 @@ def reference_embeddings(texts) -> np.ndarray:
     return torch.nn.functional.normalize(pooled, dim=-1).numpy()
 
 
+@pytest.mark.slow  # loads the encoder
 def test_base_encoder_batch_is_mean_pooled_and_normalised(client):
     response = client.embeddings.create(model="minilm-l6-v2", inputs=TEXTS)
     assert response.model == "minilm-l6-v2" and response.object == "list"
@@ -174,6 +175,7 @@ def test_request_size_limit_is_413_and_long_inputs_are_truncated(client):
     assert long.usage.prompt_tokens == 64  # the encoder reads at most 64 tokens
 
 
+@pytest.mark.slow  # a service process
 def test_auth_is_required_when_configured(tmp_path):
     server = Server(tmp_path / "auth", "--api-key", "emb-secret")
     try:

@@ -19,6 +19,7 @@ def taken_port():
         yield s.getsockname()[1]
 
 
+@pytest.mark.slow  # a service process
 def test_a_port_taken_before_the_service_binds_it_is_retried(tmp_path, taken_port, monkeypatch):
     picked = []
     real = launcher._free_port
@@ -36,6 +37,7 @@ def test_a_port_taken_before_the_service_binds_it_is_retried(tmp_path, taken_por
         assert launcher.stop_local_factory(tmp_path / "factory")
 
 
+@pytest.mark.slow  # a service process
 def test_an_explicit_port_in_use_is_an_error(tmp_path, taken_port):
     with pytest.raises(RuntimeError, match="found its port in use 1 time"):
         launcher.start_local_factory(tmp_path / "factory", port=taken_port)

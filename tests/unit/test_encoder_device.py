@@ -89,6 +89,7 @@ def test_thread_count_comes_from_the_machine(monkeypatch):
 TEXTS = {k: ALL_TEXTS[k] for k in ("weather", "music")}
 
 
+@pytest.mark.slow  # trains an encoder
 def test_gpu_trained_model_loads_and_predicts_on_cpu(tmp_path, monkeypatch):
     """A model directory whose tensors were saved from a GPU loads onto the CPU.
 

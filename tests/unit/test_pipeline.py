@@ -120,6 +120,7 @@ def test_unknown_step_is_refused(tmp_path):
         pipeline.ensure("modle", tmp_path)
 
 
+@pytest.mark.slow  # trains on a service process
 def test_missing_model_is_trained_on_the_local_service_and_recorded_like_lesson_03(
     small_massive_like, tmp_path, capsys
 ):
