@@ -222,33 +222,21 @@ def threshold_curve(
     it is then applied to); ``chosen`` (``threshold``, ``accuracy``, ``coverage``) is marked.
     """
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    ax.plot(
-        table["threshold"],
-        table["accuracy"],
-        color="tab:blue",
-        label=f"accuracy on routed utterances ({names[0]})",
-    )
-    ax.plot(
-        table["threshold"],
-        table["coverage"],
-        color="tab:green",
-        label=f"share of traffic routed ({names[0]})",
-    )
+    curves = [(table, names[0], "-", "accuracy on routed utterances", "share of traffic routed")]
     if other is not None:
-        ax.plot(
-            other["threshold"],
-            other["accuracy"],
-            color="tab:blue",
-            linestyle=":",
-            label=f"accuracy on routed ({names[1]})",
-        )
-        ax.plot(
-            other["threshold"],
-            other["coverage"],
-            color="tab:green",
-            linestyle=":",
-            label=f"share routed ({names[1]})",
-        )
+        curves.append((other, names[1], ":", "accuracy on routed", "share routed"))
+    for frame, name, style, accuracy_label, coverage_label in curves:
+        for column, color, label in (
+            ("accuracy", "tab:blue", accuracy_label),
+            ("coverage", "tab:green", coverage_label),
+        ):
+            ax.plot(
+                frame["threshold"],
+                frame[column],
+                color=color,
+                linestyle=style,
+                label=f"{label} ({name})",
+            )
     if target_precision is not None:
         ax.axhline(
             target_precision,

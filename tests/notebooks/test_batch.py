@@ -13,6 +13,7 @@ import pytest
 from notebook_files import write_notebook
 
 from helpers.batch import (
+    RESULTS,
     BatchError,
     declared_parameters,
     main,
@@ -221,20 +222,9 @@ def test_rerun_skips_finished_points_and_reruns_failed_ones(batch):
 
 def test_summary_files_cover_all_points(batch):
     summary, out = batch["summary"], batch["out"]
-    assert list(summary.columns) == [
-        "run",
-        "alpha",
-        "beta",
-        "label",
-        "status",
-        "accuracy",
-        "macro_f1",
-        "train_seconds",
-        "wall_seconds",
-        "failed_notebook",
-        "error",
-        "worker",
-    ]
+    # the run, the parameters in the order the notebooks declare them, then the results
+    assert list(summary.columns) == ["run", "alpha", "beta", "label", *RESULTS]
+    assert RESULTS[:3] == ["status", "accuracy", "macro_f1"] and RESULTS[-1] == "worker"
     assert len(summary) == 4
     ok = summary[summary["status"] == "ok"]  # both finished in the first invocation
     assert list(ok["accuracy"]) == pytest.approx([0.6, 1.1])
