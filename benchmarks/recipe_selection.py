@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from recipe_table import encoder_rows, massive  # noqa: E402  (sets offline env defaults)
+from recipe_table import add_common_arguments, encoder_rows, massive  # noqa: E402  (sets offline env defaults)
 
 RESULTS = HERE / "results" / "recipe_selection.jsonl"
 
@@ -140,10 +140,7 @@ def main() -> None:
     ap.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=["default"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--budget-min", type=float, default=60.0, help="no new training after this")
-    ap.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--note", default="")
-    ap.add_argument("--table", action="store_true", help="print the Markdown table and exit")
+    add_common_arguments(ap, RESULTS)
     args = ap.parse_args()
     if args.table:
         print(table(args.out))

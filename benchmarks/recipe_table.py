@@ -308,6 +308,14 @@ def table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def add_common_arguments(ap: argparse.ArgumentParser, results: Path) -> None:
+    """``--data-root``, ``--out`` (the JSONL file, default ``results``), ``--note``, ``--table``."""
+    ap.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=results)
+    ap.add_argument("--note", default="")
+    ap.add_argument("--table", action="store_true", help="print the Markdown table and exit")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
@@ -319,10 +327,7 @@ def main() -> None:
         choices=["banking77", "clinc150"],
         help="data sets trained once with the default recipe",
     )
-    ap.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--note", default="")
-    ap.add_argument("--table", action="store_true", help="print the Markdown table and exit")
+    add_common_arguments(ap, RESULTS)
     args = ap.parse_args()
     if args.table:
         print(table(args.out))
