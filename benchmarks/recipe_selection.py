@@ -49,6 +49,10 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "smooth0.1": ({"label_smoothing": 0.1}, {}),
     "steps450-smooth0.1": ({"label_smoothing": 0.1}, {"training_steps": 450}),
     "steps450-blend50": ({"blend_weight": 0.5}, {"training_steps": 450}),
+    "steps600": ({}, {"training_steps": 600}),
+    "batch64": ({"batch_size": 64}, {}),
+    "steps450-decay0.8": ({"layer_lr_decay": 0.8}, {"training_steps": 450}),
+    "layers6-steps500": ({"trainable_layers": 6}, {"training_steps": 500}),
 }
 
 

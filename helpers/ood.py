@@ -112,6 +112,13 @@ def margin(probs: np.ndarray) -> np.ndarray:
     return top2[:, 1] - top2[:, 0]
 
 
+def neg_entropy(probs: np.ndarray, floor: float = 1e-12) -> np.ndarray:
+    """Minus the entropy of each row's probabilities: 0 for one certain intent, ``-log(n)`` when
+    all ``n`` intents are equally likely. Unlike the top probability it sees the whole row."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), floor, None)
+    return (p * np.log(p)).sum(axis=1)
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(axis=1, keepdims=True)
@@ -187,6 +194,79 @@ class Mahalanobis:
 
     def nearest(self, x: np.ndarray) -> list[str]:
         return [self.classes[i] for i in self.distances(x).argmin(axis=1)]
+
+
+@dataclass
+class NearestNeighbour:
+    """Cosine similarity to the closest training embeddings (Sun et al. 2022).
+
+    ``score`` is the mean cosine similarity of a row to its ``k`` most similar training rows:
+    an utterance unlike every training example → low score → out of scope. Unlike
+    :class:`Mahalanobis` it assumes no shape for the intents' clouds of points.
+    """
+
+    train: np.ndarray  # (n, dim), rows scaled to length 1
+    k: int = 1
+
+    @classmethod
+    def fit(cls, x: np.ndarray, k: int = 1) -> NearestNeighbour:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or len(x) < k or k < 1:
+            raise ValueError(f"x must be (n, dim) with n >= k >= 1; got {x.shape} and k={k}")
+        return cls(_unit(x), k)
+
+    def score(self, x: np.ndarray, batch: int = 2048) -> np.ndarray:
+        x = _unit(np.asarray(x, dtype=np.float64))
+        out = []
+        for start in range(0, len(x), batch):  # bounded memory: (batch, n) similarities
+            sim = x[start : start + batch] @ self.train.T
+            top = np.partition(sim, sim.shape[1] - self.k, axis=1)[:, -self.k :]
+            out.append(top.mean(axis=1))
+        return np.concatenate(out) if out else np.zeros(0)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+@dataclass
+class Combined:
+    """A weighted sum of scores, each first standardised with the mean and standard deviation
+    of its in-scope *validation* scores (a z-score), so scores on different scales can be added.
+    """
+
+    weights: dict[str, float]
+    mean: dict[str, float]
+    std: dict[str, float]
+
+    @classmethod
+    def fit(cls, valid_in: dict[str, np.ndarray], weights: dict[str, float]) -> Combined:
+        if set(valid_in) != set(weights):
+            raise ValueError(f"scores {sorted(valid_in)} and weights {sorted(weights)} differ")
+        mean = {k: float(np.mean(v)) for k, v in valid_in.items()}
+        std = {k: float(np.std(v)) or 1.0 for k, v in valid_in.items()}
+        return cls(dict(weights), mean, std)
+
+    @classmethod
+    def fit_best(
+        cls,
+        valid_in: dict[str, np.ndarray],
+        valid_oos: dict[str, np.ndarray],
+        grid: Sequence[float] = (0.3, 0.5, 0.7),
+    ) -> Combined:
+        """Two scores; the weight of the first (the second gets ``1 - w``) chosen from ``grid``
+        by validation AUROC."""
+        if len(valid_in) != 2:
+            raise ValueError(f"fit_best combines two scores, got {sorted(valid_in)}")
+        first, second = valid_in
+        fits = [cls.fit(valid_in, {first: w, second: 1 - w}) for w in grid]
+        return max(fits, key=lambda c: auroc(c.score(valid_in), c.score(valid_oos)))
+
+    def score(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        total = np.zeros(len(np.asarray(scores[next(iter(self.weights))])))
+        for k, w in self.weights.items():
+            total += w * (np.asarray(scores[k], dtype=np.float64) - self.mean[k]) / self.std[k]
+        return total
 
 
 # -- thresholds and metrics ---------------------------------------------------------------------

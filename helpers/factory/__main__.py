@@ -21,7 +21,7 @@ from .app import create_app
 from .deps import DEFAULT_MAX_UPLOAD_MB, Settings
 from .launcher import pid_alive
 from .limits import LOOPBACK_HOSTS, Limits
-from .predictors import MAX_BATCH, MAX_WAIT_S
+from .predictors import GAP_S, MAX_BATCH, MAX_WAIT_S
 from .store import StateError
 from .trainers import Registry
 from .trainers.base import DEVICE_CHOICES
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s)
     serve.add_argument("--batch-max", type=int, default=MAX_BATCH)
     serve.add_argument("--batch-wait-ms", type=float, default=MAX_WAIT_S * 1000)
+    serve.add_argument("--batch-gap-ms", type=float, default=GAP_S * 1000)
     serve.add_argument(
         "--exit-with-parent",
         type=int,
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         allowed_origins=tuple(args.allowed_origin),
         batch_max=args.batch_max,
         batch_wait_ms=args.batch_wait_ms,
+        batch_gap_ms=args.batch_gap_ms,
     )
     try:
         app = create_app(settings, registry=Registry(device=args.device))

@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from .errors import NO_FILE, NO_JOB, NO_MODEL, ApiError, not_found
 from .lifecycle import Jobs
 from .limits import LOOPBACK_HOSTS, Limits
-from .predictors import MAX_BATCH, MAX_WAIT_S, PredictorCache
+from .predictors import GAP_S, MAX_BATCH, MAX_WAIT_S, PredictorCache
 from .store import FileRow, JobRow, ModelRow, Store
 from .trainers import Registry
 from .worker import Worker
@@ -39,7 +39,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # Host header values (port ignored)
     allowed_origins: tuple[str, ...] = ()  # cross-origin callers, e.g. "http://localhost:3000"
     batch_max: int = MAX_BATCH  # classification micro-batching: texts per forward pass
-    batch_wait_ms: float = MAX_WAIT_S * 1000  # ... and how long a pass waits for more
+    batch_wait_ms: float = MAX_WAIT_S * 1000  # ... the longest a pass waits for more ...
+    batch_gap_ms: float = GAP_S * 1000  # ... it starts once no request came for this long
 
 
 class Factory:
@@ -56,6 +57,7 @@ class Factory:
             self.registry,
             max_batch=settings.batch_max,
             max_wait_s=settings.batch_wait_ms / 1000,
+            gap_s=settings.batch_gap_ms / 1000,
         )
         self.started = int(time.time())
         for warning in self.store.check():  # raises StateError when the state is not trusted

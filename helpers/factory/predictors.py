@@ -3,8 +3,11 @@
 Classification never reloads a model per request: :class:`PredictorCache` keeps the last few
 loaded (each loaded once even under concurrent requests). Each cached model sits behind a
 :class:`Batcher`: requests that arrive while the model is busy are joined into one forward pass
-(at most ``max_batch`` texts, after waiting at most ``max_wait_s`` for more), so many clients
-sending one utterance each get about the throughput of one client sending batches.
+(at most ``max_batch`` texts). A pass starts once no request has arrived for ``gap_s`` (or
+``max_batch`` texts wait, or ``max_wait_s`` has passed since the first): a lone client pays only
+the short gap, while a burst of clients answering the previous pass is collected into one pass
+instead of a small pass followed by a large one. Many clients sending one utterance each so get
+about the throughput of one client sending batches.
 Predictors guard their own state (the encoder serialises its forward passes; TF-IDF has none).
 """
 
@@ -26,7 +29,8 @@ log = logging.getLogger(__name__)
 
 Scores = list[dict[str, dict[str, float]]]
 MAX_BATCH = 64  # texts per forward pass when joining requests
-MAX_WAIT_S = 0.01  # how long a forward pass waits for more requests to join
+MAX_WAIT_S = 0.03  # the longest a forward pass waits for more requests to join ...
+GAP_S = 0.003  # ... it starts as soon as no request has arrived for this long
 
 
 class ModelUnavailable(Exception):
@@ -42,13 +46,16 @@ class Batcher:
         model_dir: Path,
         max_batch: int = MAX_BATCH,
         max_wait_s: float = MAX_WAIT_S,
+        gap_s: float = GAP_S,
     ):
         self.predictor = predictor
         self.model_dir = model_dir
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.gap_s = gap_s
         self._pending: deque[tuple[list[str], Future]] = deque()
         self._waiting_texts = 0
+        self._last_arrival = 0.0
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="factory-batcher", daemon=True)
@@ -61,6 +68,7 @@ class Batcher:
                 raise ModelUnavailable("the model was unloaded; retry")
             self._pending.append((list(texts), future))
             self._waiting_texts += len(texts)
+            self._last_arrival = time.monotonic()
             self._cond.notify()
         return future
 
@@ -80,7 +88,7 @@ class Batcher:
                 return None
             deadline = time.monotonic() + self.max_wait_s
             while self._waiting_texts < self.max_batch and not self._closed:
-                left = deadline - time.monotonic()
+                left = min(deadline, self._last_arrival + self.gap_s) - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
@@ -118,12 +126,14 @@ class PredictorCache:
         size: int = 4,
         max_batch: int = MAX_BATCH,
         max_wait_s: float = MAX_WAIT_S,
+        gap_s: float = GAP_S,
     ):
         self.store = store
         self.registry = registry
         self.size = size
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.gap_s = gap_s
         self._entries: OrderedDict[str, Batcher] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -146,7 +156,9 @@ class PredictorCache:
                     f"{model.id} was trained from {model.root}, which is not available here"
                 )
             model_dir = self.store.model_dir(model)
-            entry = Batcher(trainer.load(model_dir), model_dir, self.max_batch, self.max_wait_s)
+            entry = Batcher(
+                trainer.load(model_dir), model_dir, self.max_batch, self.max_wait_s, self.gap_s
+            )
             with self._lock:
                 self._entries[model.id] = entry
                 while len(self._entries) > self.size:

@@ -398,7 +398,9 @@ def test_concurrent_requests_share_one_forward_pass(api):
             calls.append(len(texts))
             return predictor.predict(texts)
 
-    batcher = Batcher(Counting(), factory.store.model_dir(model), max_batch=64, max_wait_s=0.5)
+    batcher = Batcher(
+        Counting(), factory.store.model_dir(model), max_batch=64, max_wait_s=0.5, gap_s=0.5
+    )
     texts = [f"play some jazz {i}" for i in range(20)]
     futures = [batcher.submit([t]) for t in texts]
     results = [f.result(timeout=10)[0] for f in futures]
@@ -424,3 +426,34 @@ def test_concurrent_http_clients_get_their_own_answers(api):
     for i in range(len(texts)):
         got, expected = out[i]["results"][0]["intent"], alone["results"][i]["intent"]
         assert got["scores"] == pytest.approx(expected["scores"], abs=1e-12)
+
+
+def test_a_lone_request_waits_for_the_gap_not_the_window(api):
+    """A pass starts once no request arrived for ``gap_s``; a burst that keeps arriving within
+    the gap joins one pass (up to ``max_wait_s``)."""
+    factory = api.app.state.factory
+    model = factory.store.get_model(train(api)["fine_tuned_model"])
+    predictor = factory.predictors.get(model).predictor
+    calls: list[int] = []
+
+    class Counting:
+        def predict(self, texts):
+            calls.append(len(texts))
+            return predictor.predict(texts)
+
+    batcher = Batcher(
+        Counting(), factory.store.model_dir(model), max_batch=64, max_wait_s=5.0, gap_s=0.2
+    )
+    try:
+        start = time.monotonic()
+        batcher.predict(["play some jazz"])
+        lone = time.monotonic() - start
+        assert lone < 2.0, f"a lone request waited {lone:.2f} s: the 5 s window, not the gap"
+        futures = []
+        for i in range(5):  # arrivals 50 ms apart: within the 0.2 s gap, so one pass
+            futures.append(batcher.submit([f"wake me at {i}"]))
+            time.sleep(0.05)
+        [f.result(timeout=30) for f in futures]
+        assert calls == [1, 5]
+    finally:
+        batcher.close()

@@ -151,3 +151,42 @@ def test_sample_pool_is_the_dropped_intents():
         "transport_ticket",
     }
     assert len(pool) > 400 and not set(pool["label_text"]) & set(kept)
+
+
+def test_neg_entropy():
+    p = np.array([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0]])
+    np.testing.assert_allclose(ood.neg_entropy(p), [0.0, -np.log(3), -np.log(2)], atol=1e-9)
+
+
+def test_nearest_neighbour_is_cosine_to_the_closest_training_rows():
+    train = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])  # lengths do not matter
+    nn = ood.NearestNeighbour.fit(train)
+    x = np.array([[3.0, 0.0], [-1.0, 0.0], [1.0, 1.1]])
+    np.testing.assert_allclose(
+        nn.score(x), [1.0, 0.0, (1 + 1.1) / np.sqrt(2) / np.hypot(1, 1.1)], atol=1e-12
+    )
+    nn2 = ood.NearestNeighbour.fit(train, k=2)  # mean of the two most similar
+    np.testing.assert_allclose(nn2.score([[3.0, 0.0]]), [(1 + 1 / np.sqrt(2)) / 2])
+    # batching gives the same scores as one pass
+    rng = np.random.default_rng(0)
+    big, xs = rng.normal(size=(50, 4)), rng.normal(size=(30, 4))
+    nn3 = ood.NearestNeighbour.fit(big, k=3)
+    np.testing.assert_allclose(nn3.score(xs, batch=7), nn3.score(xs))
+    with pytest.raises(ValueError, match="n >= k"):
+        ood.NearestNeighbour.fit(train, k=4)
+
+
+def test_combined_standardises_on_validation_and_picks_the_weight_on_validation():
+    rng = np.random.default_rng(0)
+    # score a separates well but on a tiny scale; b is noise on a huge scale
+    a_in, a_oos = rng.normal(1e-3, 1e-4, 400), rng.normal(0.9e-3, 1e-4, 400)
+    b_in, b_oos = rng.normal(0, 1e3, 400), rng.normal(0, 1e3, 400)
+    c = ood.Combined.fit({"a": a_in, "b": b_in}, {"a": 1.0, "b": 0.0})
+    z = c.score({"a": a_in, "b": b_in})
+    assert abs(z.mean()) < 1e-9 and z.std() == pytest.approx(1.0)
+    best = ood.Combined.fit_best({"a": a_in, "b": b_in}, {"a": a_oos, "b": b_oos})
+    assert best.weights == {"a": 0.7, "b": pytest.approx(0.3)}  # the grid's most on a
+    flipped = ood.Combined.fit_best({"b": b_in, "a": a_in}, {"b": b_oos, "a": a_oos})
+    assert flipped.weights["b"] == 0.3
+    with pytest.raises(ValueError, match="differ"):
+        ood.Combined.fit({"a": a_in}, {"b": 1.0})
