@@ -1,0 +1,48 @@
+"""A 100 MB training file is streamed to disk by the service, not held in its memory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mistralai.client import Mistral
+
+from helpers.factory import start_local_factory, stop_local_factory
+
+pytestmark = pytest.mark.slow
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory so far (``VmHWM``), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def test_a_100_mb_upload_is_streamed_to_disk(tmp_path):
+    row = json.dumps({"text": "wake me up at seven tomorrow " * 8, "labels": {"intent": "alarm"}})
+    path = tmp_path / "big.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(100 * 2**20 // (len(row) + 1) + 1):
+            f.write(row + "\n")
+    size = path.stat().st_size
+    assert size >= 100 * 2**20
+
+    data_dir = tmp_path / "factory"
+    url = start_local_factory(data_dir, device="cpu")
+    try:
+        pid = json.loads((data_dir / "server.json").read_text())["pid"]
+        client = Mistral(api_key="local", server_url=url)
+        client.models.list()  # the service has discovered its trainers: its memory has settled
+        before = peak_rss_mib(pid)
+        with open(path, "rb") as f:
+            uploaded = client.files.upload(file={"file_name": "big.jsonl", "content": f})
+        after = peak_rss_mib(pid)
+        assert uploaded.size_bytes == size
+        stored = next((data_dir / "files").glob(f"{uploaded.id}*"))
+        assert stored.stat().st_size == size
+        assert after - before < 40, f"peak memory grew {after - before:.0f} MiB for 100 MiB"
+    finally:
+        stop_local_factory(data_dir)
