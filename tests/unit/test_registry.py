@@ -1,4 +1,4 @@
-"""The base-model registry: encoders that appear later, without a lookup on every request."""
+"""The base-model registry: encoders that appear later, without a lookup on every call."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from helpers.factory.trainers import ENCODERS, Registry
 from helpers.factory.trainers.tfidf import TfidfLogRegTrainer
 
 
-def test_a_missing_encoder_is_looked_up_on_request_but_listings_are_rate_limited(monkeypatch):
+def test_a_missing_encoder_is_looked_up_when_listed_or_requested_and_otherwise_rate_limited(
+    monkeypatch,
+):
     calls: list[set] = []
     installed: dict = {}
     first, second = list(ENCODERS)[:2]
@@ -21,22 +23,22 @@ def test_a_missing_encoder_is_looked_up_on_request_but_listings_are_rate_limited
     monkeypatch.setattr(registry_module.time, "monotonic", lambda: now[0])
     installed[first] = TfidfLogRegTrainer()  # any trainer stands in for an encoder's
     registry = Registry()
-    assert set(registry.available()) == {first, "tfidf-logreg"}
-    for _ in range(50):  # listings within REDISCOVER_SECONDS do not look again
-        registry.available()
+    assert registry.get(first) is installed[first]
+    for _ in range(50):  # e.g. one call per fine-tuned model in GET /v1/models
         assert registry.get(first) is installed[first]
+        assert registry.get("tfidf-logreg") is not None
+        registry.trainers()
     assert len(calls) == 1
+    now[0] += registry_module.REDISCOVER_SECONDS
+    registry.trainers()
+    assert len(calls) == 2  # after the interval, a plain call looks again
 
     installed[second] = TfidfLogRegTrainer()  # e.g. lesson 6 downloads the multilingual one
-    assert registry.get(second) is installed[second]  # a request for it looks at once
-    assert len(calls) == 2
+    assert set(registry.available()) == {first, second, "tfidf-logreg"}  # a listing looks at once
+    assert len(calls) == 3
 
     installed.pop(second)
-    registry3 = Registry()
-    registry3.available()
-    n = len(calls)
-    registry3.available()
-    assert len(calls) == n  # too soon
-    now[0] += registry_module.REDISCOVER_SECONDS
-    registry3.available()
-    assert len(calls) == n + 1  # listings look again after the interval
+    fresh = Registry()
+    fresh.trainers()
+    installed[second] = TfidfLogRegTrainer()
+    assert fresh.get(second) is installed[second]  # a request for it looks at once, too

@@ -42,10 +42,11 @@ class Registry:
     """Trainers by base model id, discovered lazily (importing torch takes a while).
 
     An encoder whose weights appear later (e.g. lesson 06 downloads the multilingual one
-    while the service runs) is offered from then on: a request for that encoder looks it up
-    again, locally, at once; listings look for missing encoders at most every
-    :data:`REDISCOVER_SECONDS` (a local lookup costs ~0.2 ms, and a classification request
-    used to pay it several times).
+    while the service runs) is offered from then on: a listing of the base models, or a
+    request for that encoder, looks for it again, locally, at once. Every other call (e.g. the
+    trainer of each fine-tuned model in ``GET /v1/models``, once per model) looks at most every
+    :data:`REDISCOVER_SECONDS`: a local lookup costs ~0.2 ms, and a listing of 80 models used to
+    pay it 80 times.
     """
 
     def __init__(self, trainers: dict[str, Trainer] | None = None, device: str = "auto"):
@@ -73,7 +74,7 @@ class Registry:
             return self._trainers
 
     def available(self) -> list[str]:
-        return list(self.trainers())
+        return list(self.trainers(look_again=True))
 
     def canonical(self, model: str) -> str:
         """The short id for ``model`` (full Hugging Face names are aliases)."""
