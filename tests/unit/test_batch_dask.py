@@ -223,21 +223,33 @@ def test_ctrl_c_cancels_queued_points_and_keeps_finished_ones(notebooks, tmp_pat
             "--workers",
             "2",
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        # files, not pipes: a process the run leaves behind cannot keep the test waiting for
+        # end-of-file, and on a hang the failure shows what the run printed
+        stdout=(tmp_path / "stdout.txt").open("w"),
+        stderr=(tmp_path / "stderr.txt").open("w"),
         env=environ,
     )
+
+    def printed() -> str:
+        return (tmp_path / "stderr.txt").read_text()
+
     try:
         deadline = time.monotonic() + 300
         while not all((out / run / "count_a.txt").exists() for run in ("alpha-2", "alpha-3")):
-            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            assert process.poll() is None and time.monotonic() < deadline, printed()
             time.sleep(0.5)
         time.sleep(3)  # both sleeping in their first notebook's last cell
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            tree = subprocess.run(
+                ["ps", "-eo", "pid,ppid,etime,args"], capture_output=True, text=True
+            ).stdout
+            pytest.fail(f"still running 120 s after Ctrl-C\n{printed()[-3000:]}\n{tree}")
     finally:
         process.kill()
+    stderr = printed()
     assert process.returncode == 130, stderr
     assert "cancelled" in stderr
     summary = pd.read_csv(out / "summary.csv").set_index("run")
