@@ -61,8 +61,10 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -561,6 +563,7 @@ def _run_distributed(
     marker.write_text(run_id, encoding="utf-8")
     notebooks = {str(p): hashlib.sha1(p.read_bytes()).hexdigest() for p in paths}
     bar, pending = None, {}
+    restore: dict = {}
     try:
         problems = {
             w: p
@@ -598,7 +601,10 @@ def _run_distributed(
                 pure=False,
             )
             pending[future] = name
+        interrupted = _catch_ctrl_c(restore)
         while pending:
+            if interrupted.is_set():
+                raise KeyboardInterrupt
             try:
                 wait(list(pending), timeout=2, return_when="FIRST_COMPLETED")
             except TimeoutError:
@@ -628,6 +634,8 @@ def _run_distributed(
         )
         raise
     finally:
+        for sig, handler in restore.items():
+            signal.signal(sig, handler)
         if bar is not None:
             bar.close()
         marker.unlink(missing_ok=True)
@@ -635,6 +643,27 @@ def _run_distributed(
         client.close()
         if local is not None:
             local.close()
+
+
+def _catch_ctrl_c(restore: dict) -> threading.Event:
+    """An event set by Ctrl-C (SIGINT), which the caller's loop checks every few seconds.
+
+    The default handler raises KeyboardInterrupt wherever the main thread happens to be, and
+    inside Dask's waiting code that exception was sometimes lost: the run went on as if nothing
+    had been pressed. A second Ctrl-C raises at once. ``restore`` receives the previous handler
+    (only the main thread can install one; elsewhere the event is never set).
+    """
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return interrupted
+
+    def on_sigint(signum, frame):
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    restore[signal.SIGINT] = signal.signal(signal.SIGINT, on_sigint)
+    return interrupted
 
 
 def _collect(future, folder: Path, params: dict, paths, run_id: str) -> dict:
