@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import difflib
 import glob
 import hashlib
@@ -66,6 +67,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -563,7 +565,6 @@ def _run_distributed(
     marker.write_text(run_id, encoding="utf-8")
     notebooks = {str(p): hashlib.sha1(p.read_bytes()).hexdigest() for p in paths}
     bar, pending = None, {}
-    restore: dict = {}
     try:
         problems = {
             w: p
@@ -601,29 +602,30 @@ def _run_distributed(
                 pure=False,
             )
             pending[future] = name
-        interrupted = _catch_ctrl_c(restore)
-        while pending:
-            if interrupted.is_set():
-                raise KeyboardInterrupt
-            try:
-                wait(list(pending), timeout=2, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                pass
-            for future in [f for f in pending if f.done()]:
-                name = pending.pop(future)
-                status = _collect(future, out / name, jobs[name], paths, run_id)
-                rows[name] = _row(name, jobs[name], status)
-                failed += status.get("status") != "ok"
-                bar.update(1)
-                if progress:
-                    bar.write(f"[{bar.n}/{len(jobs)}] " + _describe(rows[name], False))
-            running = sum(
-                _read_json(out / n / "running.json").get("run_id") == run_id
-                for n in pending.values()
-            )
-            bar.set_postfix_str(
-                f"running {running}, queued {len(pending) - running}, failed {failed}", refresh=True
-            )
+        with _ctrl_c_flag() as interrupted:
+            while pending:
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
+                try:
+                    wait(list(pending), timeout=2, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    pass
+                for future in [f for f in pending if f.done()]:
+                    name = pending.pop(future)
+                    status = _collect(future, out / name, jobs[name], paths, run_id)
+                    rows[name] = _row(name, jobs[name], status)
+                    failed += status.get("status") != "ok"
+                    bar.update(1)
+                    if progress:
+                        bar.write(f"[{bar.n}/{len(jobs)}] " + _describe(rows[name], False))
+                running = sum(
+                    _read_json(out / n / "running.json").get("run_id") == run_id
+                    for n in pending.values()
+                )
+                queued = len(pending) - running
+                bar.set_postfix_str(
+                    f"running {running}, queued {queued}, failed {failed}", refresh=True
+                )
     except KeyboardInterrupt:
         # cancel what is queued; finished points keep their status.json
         left = [f for f in pending if not f.done()]
@@ -634,8 +636,6 @@ def _run_distributed(
         )
         raise
     finally:
-        for sig, handler in restore.items():
-            signal.signal(sig, handler)
         if bar is not None:
             bar.close()
         marker.unlink(missing_ok=True)
@@ -645,25 +645,31 @@ def _run_distributed(
             local.close()
 
 
-def _catch_ctrl_c(restore: dict) -> threading.Event:
-    """An event set by Ctrl-C (SIGINT), which the caller's loop checks every few seconds.
+@contextlib.contextmanager
+def _ctrl_c_flag() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C (SIGINT) while the block runs, for a loop to check every few
+    seconds; the previous handler comes back afterwards.
 
     The default handler raises KeyboardInterrupt wherever the main thread happens to be, and
     inside Dask's waiting code that exception was sometimes lost: the run went on as if nothing
-    had been pressed. A second Ctrl-C raises at once. ``restore`` receives the previous handler
-    (only the main thread can install one; elsewhere the event is never set).
+    had been pressed. A second Ctrl-C raises at once. Only the main thread can install a
+    handler; elsewhere the event is never set.
     """
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        return interrupted
+        yield interrupted
+        return
 
     def on_sigint(signum, frame):
         if interrupted.is_set():
             raise KeyboardInterrupt
         interrupted.set()
 
-    restore[signal.SIGINT] = signal.signal(signal.SIGINT, on_sigint)
-    return interrupted
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _collect(future, folder: Path, params: dict, paths, run_id: str) -> dict:
