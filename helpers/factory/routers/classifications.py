@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..deps import Factory, FactoryDep
 from ..errors import NO_MODEL, conflict, gone, invalid, not_found, too_large
-from ..predictors import ModelUnavailable
+from ..predictors import Batcher, ModelUnavailable
 from ..schemas import ClassificationRequest, ClassificationResponse
 from ..store import ModelRow
 
@@ -89,18 +89,32 @@ def _lookup(factory: Factory, name: str) -> ModelRow:
     return model
 
 
-@router.post("/classifications", response_model=ClassificationResponse)
-async def classify(body: ClassificationRequest, factory: FactoryDep):
-    texts = checked_inputs(body.input, factory, "classification")
-    model = await run_in_threadpool(_lookup, factory, body.model)
+def _loaded(factory: Factory, name: str) -> Batcher:
+    """The model's loaded batcher (database lookup and loading in one thread-pool hop), or an
+    HTTP error."""
+    model = _lookup(factory, name)
     try:
-        batcher = await run_in_threadpool(factory.predictors.get, model)
-        results = await asyncio.wrap_future(batcher.submit(texts))
+        return factory.predictors.get(model)
     except ModelUnavailable as exc:
         raise conflict(str(exc)) from None
     except FileNotFoundError:  # deleted between the check and the load
         factory.predictors.evict(model.id)
         raise gone(gone_message(factory, model)) from None
+
+
+@router.post("/classifications", response_model=ClassificationResponse)
+async def classify(body: ClassificationRequest, factory: FactoryDep):
+    texts = checked_inputs(body.input, factory, "classification")
+    # a loaded model is served without a thread-pool hop (~1 ms per request on 2 cores); it is
+    # unloaded when deleted here, and its folder is checked (deleted by hand or by another
+    # process sharing the data folder)
+    batcher = factory.predictors.peek(body.model)
+    if batcher is None or not batcher.model_dir.is_dir():
+        batcher = await run_in_threadpool(_loaded, factory, body.model)
+    try:
+        results = await asyncio.wrap_future(batcher.submit(texts))
+    except ModelUnavailable as exc:
+        raise conflict(str(exc)) from None
     return {
         "id": uuid.uuid4().hex,
         "model": body.model,

@@ -15,12 +15,13 @@ at most its maximum number of tokens), unpaired surrogates are refused (422).
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter
 
 from ..deps import FactoryDep
 from ..errors import NO_MODEL, conflict, gone, invalid, not_found
-from ..predictors import ModelUnavailable
+from ..predictors import Batcher, ModelUnavailable
 from ..schemas import EmbeddingRequest, EmbeddingResponse
 from .classifications import checked_inputs, gone_message, missing_files
 
@@ -36,8 +37,9 @@ def _no_embeddings(model: str, root: str) -> Exception:
     )
 
 
-def _encoder_for(body: EmbeddingRequest, factory):
-    """The loaded encoder (a predictor) for ``body.model``, or an HTTP error."""
+def _encoder_for(body: EmbeddingRequest, factory) -> tuple[Any, Batcher | None]:
+    """The loaded encoder (a predictor) for ``body.model`` and, for a fine-tuned model, the
+    batcher whose thread runs it; or an HTTP error."""
     from ..trainers.embeddings import load_base_encoder, supports_embeddings
 
     model = factory.store.get_model(body.model)
@@ -45,22 +47,22 @@ def _encoder_for(body: EmbeddingRequest, factory):
         if missing_files(factory, model):
             raise gone(gone_message(factory, model))
         try:
-            predictor = factory.predictors.get(model).predictor
+            batcher = factory.predictors.get(model)
         except ModelUnavailable as exc:
             raise conflict(str(exc)) from None
         except FileNotFoundError:  # deleted between the check and the load
             factory.predictors.evict(model.id)
             raise gone(gone_message(factory, model)) from None
-        if not supports_embeddings(predictor):
+        if not supports_embeddings(batcher.predictor):
             raise _no_embeddings(body.model, model.root)
-        return predictor
+        return batcher.predictor, batcher
     trainer = factory.registry.get(body.model)
     if trainer is None:
         raise not_found(NO_MODEL)
     name = getattr(trainer, "model_name", None)
     if name is None:  # tfidf-logreg
         raise _no_embeddings(body.model, getattr(trainer, "base_model", body.model))
-    return load_base_encoder(name)
+    return load_base_encoder(name), None
 
 
 @router.post("/embeddings", response_model=EmbeddingResponse)
@@ -80,7 +82,7 @@ def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
             body.encoding_format,
         )
     texts = checked_inputs(body.input, factory, "embeddings")
-    predictor = _encoder_for(body, factory)
+    predictor, batcher = _encoder_for(body, factory)
     dim = predictor.enc.model.config.hidden_size
     if body.output_dimension is not None and body.output_dimension != dim:
         raise invalid(
@@ -89,7 +91,10 @@ def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
             f"or set it to {dim}",
             body.output_dimension,
         )
-    vectors, n_tokens = embed(predictor, texts)
+    if batcher is None:
+        vectors, n_tokens = embed(predictor, texts)
+    else:  # on the thread the model lives on (see predictors)
+        vectors, n_tokens = batcher.call(embed, predictor, texts)
     return {
         "id": uuid.uuid4().hex,
         "object": "list",
