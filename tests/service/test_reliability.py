@@ -446,19 +446,19 @@ def test_a_lone_request_starts_at_once_and_a_burst_joins_one_pass(api):
             return predictor.predict(texts)
 
     batcher = Batcher(
-        Counting(), factory.store.model_dir(model), max_batch=64, max_wait_s=5.0, gap_s=0.3
+        Counting(), factory.store.model_dir(model), max_batch=64, max_wait_s=5.0, gap_s=1.0
     )
     try:
         start = time.monotonic()
         batcher.predict(["play some jazz"])
         lone = time.monotonic() - start
-        assert lone < 0.3, f"a lone request waited {lone:.2f} s: the gap, or the 5 s window"
+        assert lone < 1.0, f"a lone request waited {lone:.2f} s: the gap, or the 5 s window"
         release.clear()
         first = batcher.submit(["wake me at six"])  # alone: its pass starts and blocks
         while calls != [1, 1]:
             time.sleep(0.01)
         burst = []
-        for i in range(4):  # arrivals 50 ms apart, while the model is busy: one pass
+        for i in range(4):  # arrivals 50 ms apart (within the 1 s gap) while the model is busy
             burst.append(batcher.submit([f"wake me at {i}"]))
             time.sleep(0.05)
         release.set()
@@ -467,7 +467,7 @@ def test_a_lone_request_starts_at_once_and_a_burst_joins_one_pass(api):
         assert calls == [1, 1, 4]
         start = time.monotonic()
         batcher.predict(["rain forecast"])  # after a shared pass: waits for the gap
-        assert time.monotonic() - start >= 0.3
+        assert time.monotonic() - start >= 1.0
         assert calls == [1, 1, 4, 1]
     finally:
         release.set()
