@@ -74,8 +74,14 @@ FactoryDep = Annotated[Factory, Depends(get_factory)]
 def key_matches(authorization: str, expected: str) -> bool:
     """Whether an ``Authorization`` header carries ``Bearer <expected>`` (constant time)."""
     scheme, _, token = authorization.partition(" ")
-    # compare bytes: compare_digest refuses non-ASCII str (a 500 before this was fixed)
-    given = token.strip().encode("utf-8", "surrogateescape")
+    token = token.strip()
+    # compare bytes (compare_digest refuses non-ASCII str: a 500 before this was fixed); header
+    # values arrive decoded as latin-1, so encoding them back gives the bytes the client sent,
+    # which match a non-ASCII key sent as UTF-8
+    try:
+        given = token.encode("latin-1")
+    except UnicodeEncodeError:  # not from an HTTP header
+        given = token.encode("utf-8", "surrogateescape")
     return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode("utf-8"))
 
 

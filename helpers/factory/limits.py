@@ -7,14 +7,15 @@ max_body_bytes         16 MiB      JSON request body: 413 (uploads have ``--max-
 max_request_chars      1,000,000   total characters of one classification request: 413
 max_input_chars        20,000      each classification input is truncated to this many
                                    characters before the model sees it (as Mistral truncates
-                                   to the model's context; encoders then keep 512 tokens)
+                                   to the model's context; encoders then keep their first
+                                   64 tokens)
 max_labels             1,000       labels of one classifier target: FAILED_VALIDATION
 max_training_steps     100,000     ``hyperparameters.training_steps``: 422
 max_train_memory       50 %        of the memory available at validation: a job whose
                                    estimated training memory is larger fails validation
                                    with the estimate
-body_timeout_s         30 s        a request body that stalls this long: 408 (connection
-                                   closed)
+body_timeout_s         30 s        a request body that stalls this long between two reads:
+                                   408 (connection closed); a total time is not enforced
 =====================  ==========  ===========================================================
 """
 

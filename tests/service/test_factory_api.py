@@ -144,7 +144,7 @@ def test_wandb_key_is_never_echoed(server, client, tmp_path):
     )
     assert job.integrations[0].project == "intent-demo"
     client.fine_tuning.jobs.cancel(job_id=job.id)
-    raw = server.http.get("/v1/fine_tuning/jobs/{job.id}").text
+    raw = server.http.get(f"/v1/fine_tuning/jobs/{job.id}").text
     bad = server.http.post(
         "/v1/fine_tuning/jobs",
         json={

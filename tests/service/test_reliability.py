@@ -4,6 +4,7 @@ is the connection."""
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
 import stat
@@ -75,6 +76,14 @@ def test_training_steps_over_the_limit_are_422(api):
     response = create(api, file_id, hyperparameters={"training_steps": 10**30})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "hyperparameters", "training_steps"]
+
+
+def test_epochs_that_mean_too_many_steps_fail_validation(api):
+    job = create(api, upload(api, jsonl(rows(30))), hyperparameters={"epochs": 10**6}).json()
+    job = wait(api, job["id"], {"VALIDATED"})
+    error = job["events"][-1]["data"]["error"]
+    assert job["status"] == "FAILED_VALIDATION"
+    assert "means 1000000 training steps" in error and "at most 100000" in error
 
 
 def test_too_many_labels_fail_validation(make_client):
@@ -225,6 +234,15 @@ def test_key_guards_health_docs_and_schema_and_non_ascii_tokens_are_401(make_cli
     assert api.get("/health", headers={"authorization": token}).status_code == 401
 
 
+def test_a_non_ascii_key_matches_when_sent_as_utf8(make_client):
+    api = make_client(api_key="clé-ü")
+    assert (
+        api.get("/v1/models", headers={"authorization": "Bearer clé-ü".encode()}).status_code == 200
+    )
+    for wrong in ("Bearer clé".encode(), "Bearer clé-üü".encode(), b"Bearer s3cret"):
+        assert api.get("/v1/models", headers={"authorization": wrong}).status_code == 401
+
+
 def test_data_directory_and_files_are_owner_only(api):
     store = api.app.state.factory.store
     file_id = upload(api, jsonl(rows(30)))
@@ -284,6 +302,31 @@ def test_emptied_database_with_models_on_disk_is_refused(make_client, tmp_path):
     (data_dir / "state.gen").unlink()
     with pytest.raises(StateError, match="is missing, but this data directory was used"):
         create_app(Settings(data_dir=data_dir))
+
+
+def test_database_emptied_in_place_with_data_on_disk_is_refused(make_client):
+    api = make_client()
+    train(api)
+    data_dir = api.app.state.factory.settings.data_dir
+    api.__exit__(None, None, None)
+    db = sqlite3.connect(data_dir / "factory.sqlite3")
+    with db:
+        for table in ("models", "jobs", "files"):
+            db.execute(f"DELETE FROM {table}")
+    db.close()
+    with pytest.raises(StateError, match="has no files and no jobs, but"):
+        create_app(Settings(data_dir=data_dir))
+
+
+def test_unencodable_request_text_is_422_naming_the_input(api):
+    model = train(api)["fine_tuned_model"]
+    body = json.dumps({"model": model, "input": ["play jazz", "a\ud800b"]})
+    response = api.post(
+        "/v1/classifications", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["loc"] == ["body", "input", 1] and "unpaired surrogate" in detail["msg"]
 
 
 def test_a_model_folder_deleted_by_hand_is_410_and_unloaded(api):
