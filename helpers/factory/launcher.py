@@ -95,7 +95,7 @@ def start_local_factory(
     passed through the environment, never on the command line.
     """
     data_dir = Path(data_dir).expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     url = running_factory_url(data_dir, api_key)
     if url:
         return url
@@ -141,7 +141,9 @@ def _start(
         device,
     ]
     stderr_path = data_dir / "server.stderr"
-    with open(stderr_path, "wb") as stderr:
+    fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only
+    os.chmod(stderr_path, 0o600)  # an earlier one may have been created with other modes
+    with open(fd, "wb") as stderr:
         process = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,

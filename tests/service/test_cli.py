@@ -78,3 +78,28 @@ def test_server_log_rotates_and_names_the_process(tmp_path):
         for handler in root.handlers:
             handler.close()
         root.handlers[:], root.level = saved[0], saved[1]
+
+
+@pytest.mark.slow
+def test_the_launcher_keeps_the_key_off_the_command_line_and_the_files_owner_only(tmp_path):
+    """``start_local_factory(api_key=...)`` passes the key in the environment (``ps`` shows
+    command lines to every local user), and a real ``serve`` creates its files owner-only."""
+    import stat
+
+    import httpx
+
+    from helpers.factory import start_local_factory, stop_local_factory
+
+    key = "k3y-that-ps-must-not-show"
+    data_dir = tmp_path / "factory"
+    url = start_local_factory(data_dir, api_key=key)
+    try:
+        health = httpx.get(f"{url}/health", headers={"authorization": f"Bearer {key}"})
+        cmdline = Path(f"/proc/{health.json()['pid']}/cmdline").read_bytes()
+        assert b"helpers.factory" in cmdline and key.encode() not in cmdline
+        assert httpx.get(f"{url}/health").status_code == 401
+        for path in (data_dir, data_dir / "factory.sqlite3", data_dir / "server.log"):
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+        assert stat.S_IMODE((data_dir / "server.stderr").stat().st_mode) & 0o077 == 0
+    finally:
+        stop_local_factory(data_dir)

@@ -318,6 +318,23 @@ def test_database_emptied_in_place_with_data_on_disk_is_refused(make_client):
         create_app(Settings(data_dir=data_dir))
 
 
+def test_missing_and_orphan_model_folders_are_warned_at_start_up(make_client, caplog):
+    import shutil
+
+    api = make_client()
+    model_id = train(api)["fine_tuned_model"]
+    store = api.app.state.factory.store
+    folder = store.model_dir(store.get_model(model_id))
+    data_dir = api.app.state.factory.settings.data_dir
+    api.__exit__(None, None, None)
+    shutil.rmtree(folder)
+    (data_dir / "models" / "stray-folder").mkdir()
+    with caplog.at_level("WARNING"):
+        create_app(Settings(data_dir=data_dir))
+    assert f"model {model_id}: its folder" in caplog.text and "is missing" in caplog.text
+    assert "stray-folder belongs to no model in the database" in caplog.text
+
+
 def test_unencodable_request_text_is_422_naming_the_input(api):
     model = train(api)["fine_tuned_model"]
     body = json.dumps({"model": model, "input": ["play jazz", "a\ud800b"]})
