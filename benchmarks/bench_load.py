@@ -161,11 +161,12 @@ class RawClient:
 
     def __init__(self, url: str):
         parts = urlsplit(url)
+        self.url = url
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self, path: str, payload: dict) -> tuple[int, bytes]:
+    async def _post(self, path: str, payload: dict) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -184,79 +185,75 @@ class RawClient:
                 length = int(value)
         return status, await self.reader.readexactly(length)
 
+    async def classify(self, model: str, text: str) -> str | None:
+        """None when answered, else what went wrong (the connection is then opened anew)."""
+        try:
+            status, body = await self._post("/v1/classifications", {"model": model, "input": text})
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            await self.close()
+            self.reader = self.writer = None
+            return f"{type(exc).__name__}: {exc}"
+        if status != 200 or b'"results"' not in body:
+            return f"{status}: {body[:100]!r}"
+        return None
+
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-async def load_phase_raw(
-    url: str, model: str, texts: list[str], clients: int, seconds: float
+class HttpxClient:
+    """httpx's ``AsyncClient`` with one keep-alive connection, as an application would use it."""
+
+    def __init__(self, url: str):
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self.client = httpx.AsyncClient(base_url=url, timeout=60, limits=limits)
+
+    async def classify(self, model: str, text: str) -> str | None:
+        try:
+            response = await self.client.post(
+                "/v1/classifications", json={"model": model, "input": text}
+            )
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if response.status_code != 200:
+            return f"{response.status_code}: {response.text[:100]}"
+        return None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+CLIENTS = {"raw": RawClient, "httpx": HttpxClient}
+
+
+async def load_phase(
+    url: str, model: str, texts: list[str], clients: int, seconds: float, kind: str = "raw"
 ) -> dict:
-    """:func:`load_phase` with :class:`RawClient` clients."""
+    """``clients`` concurrent clients of ``kind`` (see :data:`CLIENTS`), each sending one
+    utterance at a time until ``seconds`` have passed."""
     latencies: list[float] = []
     errors: list[str] = []
     deadline = time.monotonic() + seconds
 
     async def one_client(k: int) -> None:
-        client = RawClient(url)
+        client = CLIENTS[kind](url)
         try:
             for i in range(MAX_REQUESTS_PER_CLIENT):
                 if time.monotonic() >= deadline:
                     return
-                text = texts[(k * 7919 + i) % len(texts)]
                 t0 = time.monotonic()
-                try:
-                    status, body = await client.post(
-                        "/v1/classifications", {"model": model, "input": text}
-                    )
-                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    await client.close()
-                    client = RawClient(url)
-                    continue
-                if status != 200 or b'"results"' not in body:
-                    errors.append(f"{status}: {body[:100]!r}")
-                    continue
-                latencies.append(time.monotonic() - t0)
+                error = await client.classify(model, texts[(k * 7919 + i) % len(texts)])
+                if error is None:
+                    latencies.append(time.monotonic() - t0)
+                else:
+                    errors.append(error)
         finally:
             await client.close()
 
     start = time.monotonic()
     await asyncio.gather(*(one_client(k) for k in range(clients)))
-    return _load_figures(latencies, errors, time.monotonic() - start)
-
-
-async def load_phase(url: str, model: str, texts: list[str], clients: int, seconds: float) -> dict:
-    latencies: list[float] = []
-    errors: list[str] = []
-    deadline = time.monotonic() + seconds
-
-    async def one_client(k: int) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-            for i in range(MAX_REQUESTS_PER_CLIENT):
-                if time.monotonic() >= deadline:
-                    return
-                text = texts[(k * 7919 + i) % len(texts)]
-                t0 = time.monotonic()
-                try:
-                    response = await client.post(
-                        "/v1/classifications", json={"model": model, "input": text}
-                    )
-                    if response.status_code != 200:
-                        errors.append(f"{response.status_code}: {response.text[:100]}")
-                        continue
-                except httpx.HTTPError as exc:
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                latencies.append(time.monotonic() - t0)
-
-    start = time.monotonic()
-    await asyncio.gather(*(one_client(k) for k in range(clients)))
-    return _load_figures(latencies, errors, time.monotonic() - start)
-
-
-def _load_figures(latencies: list[float], errors: list[str], elapsed: float) -> dict:
+    elapsed = time.monotonic() - start
     latencies.sort()
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
     return {
@@ -330,9 +327,10 @@ def main() -> None:
             batch = batch_phase(url, model, texts, args.batch_seconds)
             print("batch:", json.dumps(batch), flush=True)
             loads = {}
-            for kind in ("raw", "httpx") if args.client == "both" else (args.client,):
-                phase = load_phase_raw if kind == "raw" else load_phase
-                loads[kind] = asyncio.run(phase(url, model, texts, args.clients, args.duration))
+            for kind in CLIENTS if args.client == "both" else (args.client,):
+                loads[kind] = asyncio.run(
+                    load_phase(url, model, texts, args.clients, args.duration, kind)
+                )
                 print(f"load ({kind} clients):", json.dumps(loads[kind]), flush=True)
             load = loads[next(iter(loads))]
             peak = memory.stop()
