@@ -3,10 +3,11 @@
 Trains one encoder model on the local service (or uses ``--data-dir``/``--model``), exports it
 (fp32 and int8) and measures on the same texts, in this order, in one process:
 
-- throughput (batches of 64) and single-utterance p50 latency of the model in this process with
-  PyTorch, at the precision the service uses (``auto``: bf16 on CPUs with native bf16), and
-  through the service with the ``mistralai`` SDK (and, for p50, with a plain ``httpx`` client:
-  the SDK's own share of the latency);
+- throughput (batches of 64) and single-utterance p50 latency of the model in this process
+  with the precision and engine the service uses (``EncoderPredictor.load`` defaults: ONNX
+  Runtime for float32 on a CPU, see ``helpers/factory/trainers/onnx_engine.py``), and through
+  the service with the ``mistralai`` SDK (and, for p50, with a plain ``httpx`` client: the SDK's
+  own share of the latency); the service's p50 is also set against PyTorch fp32 in process;
 - throughput of PyTorch fp32, ONNX Runtime fp32 and ONNX Runtime int8 (same thread count),
   top-label agreement of each with PyTorch fp32 and the largest score difference, on the
   sample's test split (the texts the model was trained for; what the export tests check) and,
@@ -210,8 +211,8 @@ def main() -> None:
         int8_dir = export.export_model(model_id, work / "int8", data_dir=data_dir, quantize=True)
         threads = torch.get_num_threads()
         service = Service(client, model_id)
-        inprocess = EncoderPredictor.load(model_dir)  # the service's precision ("auto")
-        torch_fp32 = EncoderPredictor.load(model_dir, precision="fp32")
+        inprocess = EncoderPredictor.load(model_dir)  # the service's precision and engine
+        torch_fp32 = EncoderPredictor.load(model_dir, precision="fp32", engine="torch")
         onnx_fp32 = export.OnnxClassifier(fp32_dir, threads=threads)
         onnx_int8 = export.OnnxClassifier(int8_dir, threads=threads)
 
@@ -221,6 +222,7 @@ def main() -> None:
             "model": model_id,
             "threads": threads,
             "service_precision": _resolve_precision(None),
+            "service_engine": inprocess.engine,
         }
         r["inprocess_per_s"] = throughput(inprocess, texts, args.repeats)
         r["service_per_s"] = throughput(service, texts, args.repeats)
@@ -268,6 +270,7 @@ def main() -> None:
         "service_vs_inprocess_p50": r["service_p50_ms"] / r["inprocess_p50_ms"],
     }
     r["service_http_vs_inprocess_p50"] = r["service_http_p50_ms"] / r["inprocess_p50_ms"]
+    r["service_vs_torch_fp32_p50"] = r["service_p50_ms"] / r["torch_fp32_p50_ms"]
     met = {
         k: (v >= TARGETS[k][1] if TARGETS[k][0] == ">=" else v <= TARGETS[k][1])
         for k, v in ratios.items()
@@ -289,7 +292,7 @@ def main() -> None:
     print(
         f"CPU: {row['cpu']} ({row['cpus']} cores, flags: {' '.join(row['cpu_flags'])}); "
         f"load {row['load_avg_1m']:.1f}; {r['threads']} threads; service precision "
-        f"{r['service_precision']}; {len(texts)} {source} texts"
+        f"{r['service_precision']}, engine {r['service_engine']}; {len(texts)} {source} texts"
     )
     print("\n| measure | value | target | met |\n|---|---|---|---|")
     for k, v in ratios.items():
@@ -313,11 +316,13 @@ def main() -> None:
             f"| {sizes[name]:.1f} |"
         )
     print(
-        f"| in-process ({r['service_precision']}) | {r['inprocess_per_s']:.0f} "
+        f"| in-process ({r['service_precision']}, {r['service_engine']}) "
+        f"| {r['inprocess_per_s']:.0f} "
         f"| {r['inprocess_p50_ms']:.1f} | | | |"
     )
     print(
         f"| service via SDK | {r['service_per_s']:.0f} | {r['service_p50_ms']:.1f} "
+        f"({r['service_vs_torch_fp32_p50']:.2f}x torch fp32 in process) "
         f"| {r['service_agreement']:.2%} | {r['service_max_diff']:.1e} | |"
     )
     print(

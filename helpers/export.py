@@ -25,13 +25,11 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 FORMAT = "exported-classifier/1"
 MANIFEST = "labels.json"
 DEFAULT_DATA_DIR = "artifacts/factory"
-ONNX_OPSET = 17
 
 
 class ExportError(ValueError):
@@ -201,9 +199,9 @@ def _targets(meta_targets: list[dict]) -> list[dict]:
 def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
     import torch
     from torch import nn
-    from torch.nn import functional as F
 
     from .factory.trainers import encoder as enc_module
+    from .factory.trainers.onnx_engine import PooledEncoder, eager_attention, export_onnx
 
     meta = json.loads((model_dir / "classifier.json").read_text(encoding="utf-8"))
     if meta.get("format") != enc_module.FORMAT:
@@ -215,9 +213,8 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
         )
     if meta.get("pooling", "mean") != "mean":
         raise ExportError(f"{model_dir}: pooling {meta['pooling']!r} is not supported (mean only)")
-    predictor = enc_module.EncoderPredictor.load(model_dir, precision="fp32")
-    bert = predictor.enc.model
-    bert.config._attn_implementation = "eager"  # plain ops: the traced graph takes any mask
+    predictor = enc_module.EncoderPredictor.load(model_dir, precision="fp32", engine="torch")
+    eager_attention(predictor.enc.model)  # plain ops: the traced graph takes any mask
     normalize = bool(meta.get("normalize", True))
 
     class Scores(nn.Module):
@@ -225,39 +222,20 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
 
         def __init__(self) -> None:
             super().__init__()
-            self.bert, self.heads = bert, predictor.heads
+            self.pooled = PooledEncoder(predictor.enc.model, normalize)
+            self.heads = predictor.heads
             self.multi = [t.multi_label for t in predictor.targets]
 
         def forward(self, input_ids, attention_mask):
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask)[0]
-            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-            if normalize:
-                pooled = F.normalize(pooled, p=2, dim=-1)
+            pooled = self.pooled(input_ids, attention_mask)
             return tuple(
                 torch.sigmoid(h(pooled)) if ml else torch.softmax(h(pooled), dim=-1)
                 for h, ml in zip(self.heads, self.multi, strict=True)
             )
 
-    module = Scores().eval()
     outputs = [f"scores_{i}" for i in range(len(predictor.targets))]
-    ids = torch.tensor([[101, 2023, 2003, 102], [101, 2023, 102, 0]], dtype=torch.long)
-    mask = (ids != 0).long()
-    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}}
-    axes |= {name: {0: "batch"} for name in outputs}
     fp32_path = out / "model.onnx"
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
-        torch.onnx.export(
-            module,
-            (ids, mask),
-            str(fp32_path),
-            dynamo=False,
-            input_names=["input_ids", "attention_mask"],
-            output_names=outputs,
-            dynamic_axes=axes,
-            opset_version=ONNX_OPSET,
-        )
+    export_onnx(Scores(), str(fp32_path), outputs)
     if quantize:
         import logging
 

@@ -101,7 +101,7 @@ def ensure(
     seed: int = 42,
     backend: str = "local",
     base_model: str = "minilm-l6-v2",
-    training_steps: int = 300,
+    training_steps: int = 450,
     learning_rate: float = 0.0002,
     timeout_minutes: float = 30,
 ) -> Inputs:

@@ -110,6 +110,7 @@ def test_fine_tuned_encoder_embeddings_are_what_its_heads_read(client, server, e
     assert np.abs(tuned - base).max() > 1e-3  # the top layers were fine-tuned
     # softmax(head(embedding)) reproduces the classification endpoint's scores
     folder = next(p for p in (server.data_dir / "models").rglob("classifier.json")).parent
+    assert list((folder / "serving").glob("encoder-*.onnx"))  # the service runs it through ONNX
     predictor = EncoderPredictor.load(folder)
     head = predictor.heads[0]
     logits = tuned @ head.weight.detach().numpy().T + head.bias.detach().numpy()
@@ -119,6 +120,10 @@ def test_fine_tuned_encoder_embeddings_are_what_its_heads_read(client, server, e
     labels = predictor.targets[0].labels
     served = np.array([[r["intent"].scores[label] for label in labels] for r in results])
     np.testing.assert_allclose(probs, served, atol=1e-4)
+    # ... and PyTorch, in process, gives the scores the service computed with ONNX Runtime
+    in_torch = EncoderPredictor.load(folder, engine="torch").predict(TEXTS)
+    expected = np.array([[r["intent"][label] for label in labels] for r in in_torch])
+    np.testing.assert_allclose(served, expected, atol=1e-5)
 
 
 def test_tfidf_models_have_no_embeddings(client, files):

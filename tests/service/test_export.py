@@ -40,13 +40,13 @@ def factory(tmp_path_factory):
             upload(client, work / "train.jsonl"),
             upload(client, work / "validation.jsonl"),
         )
-        # the encoder with the lessons' default recipe (300 steps, lr 2e-4): int8 agreement is
+        # the encoder with the lessons' default recipe (450 steps, lr 2e-4): int8 agreement is
         # judged on the model a learner exports, not on a barely trained one with flat scores
         jobs = {
             base: train(
                 client, train_id, valid_id, model=base, steps=steps, timeout=1500, learning_rate=lr
             )
-            for base, steps, lr in (("minilm-l6-v2", 300, 2e-4), ("tfidf-logreg", 20, 1e-4))
+            for base, steps, lr in (("minilm-l6-v2", 450, 2e-4), ("tfidf-logreg", 20, 1e-4))
         }
         texts = splits.test["text"].tolist()
         served = {

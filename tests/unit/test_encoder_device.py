@@ -137,3 +137,28 @@ def test_gpu_trained_model_loads_and_predicts_on_cpu(tmp_path, monkeypatch):
         assert max(a["intent"], key=a["intent"].get) == max(b["intent"], key=b["intent"].get)
         for label in a["intent"]:
             assert a["intent"][label] == pytest.approx(b["intent"][label], abs=0.05)
+
+
+def test_engine_choice(monkeypatch):
+    from helpers.factory.trainers import onnx_engine
+    from helpers.factory.trainers.onnx_engine import ENGINE_ENV, resolve_engine
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
+    assert resolve_engine(None, "fp32", cpu) == "onnx"
+    assert resolve_engine("auto", "bf16", cpu) == "torch"  # bf16 stays in PyTorch
+    assert resolve_engine(None, "fp32", cuda) == "torch"
+    monkeypatch.setenv(ENGINE_ENV, "TORCH")
+    assert resolve_engine(None, "fp32", cpu) == "torch"
+    assert resolve_engine("onnx", "fp32", cpu) == "onnx"  # the argument beats the environment
+    with pytest.raises(ValueError, match="float32 on the CPU only .*bf16 on cpu"):
+        resolve_engine("onnx", "bf16", cpu)
+    with pytest.raises(ValueError, match="float32 on the CPU only .*fp32 on cuda"):
+        resolve_engine("onnx", "fp32", cuda)
+    with pytest.raises(ValueError, match="unknown encoder engine 'tensorrt'"):
+        resolve_engine("tensorrt", "fp32", cpu)
+    monkeypatch.delenv(ENGINE_ENV)
+    monkeypatch.setattr(onnx_engine, "onnxruntime_available", lambda: False)
+    assert resolve_engine(None, "fp32", cpu) == "torch"
+    with pytest.raises(ValueError, match="pip install onnxruntime"):
+        resolve_engine("onnx", "fp32", cpu)

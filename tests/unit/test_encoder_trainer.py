@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -265,3 +267,64 @@ def test_tiny_dataset_and_threads(trainer, tmp_path):
     for t in threads:
         t.join()
     assert all(r == expected for r in results)
+
+
+def _top(pred: dict) -> dict:
+    return {target: max(scores, key=scores.get) for target, scores in pred.items()}
+
+
+def test_onnx_engine_gives_pytorchs_scores(single_model, multi_model):
+    for out in (single_model[0], multi_model):
+        shutil.rmtree(out / "serving", ignore_errors=True)
+        in_torch = EncoderPredictor.load(out, engine="torch")
+        in_onnx = EncoderPredictor.load(out, engine="onnx")
+        assert (in_torch.engine, in_onnx.engine) == ("torch", "onnx")
+        assert EncoderPredictor.load(out, precision="fp32").engine == "onnx"  # auto on a CPU
+        a, b = in_torch.predict(PROBES), in_onnx.predict(PROBES)
+        single = [in_onnx.predict([t])[0] for t in PROBES]
+        for x, y, z in zip(a, b, single, strict=True):
+            assert _top(x) == _top(y) == _top(z)
+            for target, scores in x.items():
+                for label, v in scores.items():
+                    assert y[target][label] == pytest.approx(v, abs=1e-5)
+                    assert z[target][label] == pytest.approx(v, abs=1e-5)
+        np.testing.assert_allclose(in_onnx.embed(PROBES), in_torch.embed(PROBES), atol=1e-5)
+
+
+def test_onnx_graph_is_cached_refreshed_and_kept_in_memory_when_unwritable(
+    single_model, monkeypatch
+):
+    from helpers.factory.trainers import onnx_engine
+
+    out, _ = single_model
+    shutil.rmtree(out / "serving", ignore_errors=True)
+    exports = []
+    real_export = onnx_engine.export_onnx
+    monkeypatch.setattr(
+        onnx_engine, "export_onnx", lambda *a: (exports.append(a[1]), real_export(*a))[1]
+    )
+    expected = EncoderPredictor.load(out, engine="torch").predict(PROBES)
+    EncoderPredictor.load(out, engine="onnx")
+    graph = onnx_engine.cached_graph(out)
+    assert graph.is_file() and len(exports) == 1
+    assert [p.name for p in graph.parent.iterdir()] == [graph.name]  # no temporary left
+    EncoderPredictor.load(out, engine="onnx")
+    assert len(exports) == 1  # reused
+    newer = graph.stat().st_mtime + 10
+    os.utime(out / "model.safetensors", (newer, newer))  # the weights were rewritten
+    EncoderPredictor.load(out, engine="onnx")
+    assert len(exports) == 2
+    assert [p.name for p in graph.parent.iterdir()] == [onnx_engine.cached_graph(out).name]
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(onnx_engine.tempfile, "mkstemp", refuse)
+    newer += 10
+    os.utime(out / "model.safetensors", (newer, newer))
+    in_memory = EncoderPredictor.load(out, engine="onnx")
+    assert len(exports) == 3 and not exports[-1].startswith(str(out))
+    assert not onnx_engine.cached_graph(out).exists()
+    for x, y in zip(expected, in_memory.predict(PROBES), strict=True):
+        assert _top(x) == _top(y)
+        assert y["intent"] == pytest.approx(x["intent"], abs=1e-5)

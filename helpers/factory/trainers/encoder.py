@@ -1,6 +1,6 @@
 """Fine-tune a pretrained sentence encoder with one classification head per target.
 
-The default recipe (``EncoderTrainer()`` with :data:`DEFAULTS`; what lessons 3-6 train):
+The default recipe (``EncoderTrainer()`` with :data:`DEFAULTS`; what lessons 3-9 train):
 
 1. **Tokenise once** (at most ``max_length`` = 64 tokens, no padding) and run the frozen
    pretrained encoder once over the training (and validation) texts, sorted by length with
@@ -17,7 +17,7 @@ The default recipe (``EncoderTrainer()`` with :data:`DEFAULTS`; what lessons 3-6
    end to end: AdamW (``learning_rate`` = 2e-4 for the top layer, ``layer_lr_decay`` times the
    rate of the layer above for lower ones — 1.0 by default —, ``learning_rate *
    head_lr_factor`` for the heads, ``weight_decay`` 0.01 on weight matrices, not on
-   biases/LayerNorm), linear warm-up over ``warmup_fraction`` (10%) of the 300 steps then linear
+   biases/LayerNorm), linear warm-up over ``warmup_fraction`` (10%) of the 450 steps then linear
    decay to zero, optional ``label_smoothing``. Each step is one optimizer step on exactly
    ``batch_size`` (32) examples from epoch-shuffled, length-bucketed batches, running only the
    trainable top layers on the cached inputs. Per-target losses are summed.
@@ -27,21 +27,20 @@ The default recipe (``EncoderTrainer()`` with :data:`DEFAULTS`; what lessons 3-6
    ``(1 - w) * encoder + w * tfidf`` probabilities.
 
 Why this recipe (issue 10; figures in ``benchmarks/README.md``, reproduced by
-``benchmarks/recipe_table.py``): on the cookbook's MASSIVE subset the previous default (top 2
-layers, lr 1e-4) reached 89.6% test accuracy, barely above frozen embeddings (88.9%): MASSIVE's
-short, overlapping voice commands need more adaptation of the encoder than Banking77/CLINC150.
-Fine-tuning all 6 layers at 2e-4 reached 91.4-91.6% in ~118 s on 2 idle cores; training the
-top 4 layers on cached inputs of the bottom 2 at the same rate costs about two thirds of that
-per step and scored 91.03% (mean of seeds 0-2: 91.43 / 90.83 / 90.83; ~109 CPU-seconds, i.e.
-~55 s on 2 idle cores). Averaging with TF-IDF probabilities 50/50 gave 91.28% (91.73 / 91.13 /
-90.98; +0.25; the issue's reference saw +1.0 on full fine-tuning), but the default leaves it
-off: ONNX export (``helpers.export``) does not reproduce blended models yet. Neither reaches
-the 92.0% target. Screened on the *validation* split (``benchmarks/recipe_selection.py``, 3
-seeds, 664 utterances, one seed-to-seed spread is ~2 points): 450 steps 92.42% vs 91.62% for
-this default (+0.8, ahead on every seed); all 6 layers x 400 steps 92.22%; label smoothing 0.1
-91.92%, the 50/50 blend 91.77% (both within noise). Confirmed once on test, 450 steps gives
-91.63% (91.73 / 91.13 / 92.03), Banking77 93.70%, CLINC150 in-scope 96.29%, at ~1.4x the
-time: the next default candidate, still short of 92.0%.
+``benchmarks/recipe_table.py`` and ``benchmarks/recipe_selection.py``): on the cookbook's MASSIVE
+subset the first default (top 2 layers, lr 1e-4, 300 steps) reached 89.6% test accuracy, barely
+above frozen embeddings (88.9%): MASSIVE's short, overlapping voice commands need more adaptation
+of the encoder than Banking77/CLINC150. Fine-tuning all 6 layers at 2e-4 reached 91.4-91.6% in
+~118 s on 2 idle cores; training the top 4 layers on cached inputs of the bottom 2 at the same
+rate costs about two thirds of that per step (91.03% test at 300 steps, mean of seeds 0-2).
+Candidates were then screened on the *validation* split only (3 seeds, 664 utterances; one
+seed-to-seed spread is ~2 points): 450 steps scored 92.42% vs 91.62% at 300 (+0.8, ahead on
+every seed), so it is the default; all 6 layers x 400 steps (92.22%), label smoothing 0.1, a
+50/50 TF-IDF blend, a batch of 64, 600 steps, lr 3e-4, per-layer rate decay 0.8 and an
+exponential moving average of the weights (decay 0.99) were within noise of it or behind.
+Confirmed once on test, 450 steps gives 91.63% (91.73 / 91.13 / 92.03), Banking77 93.70%,
+CLINC150 in-scope 96.29%: short of the 92.0% target. The blend stays off by default (ONNX export,
+``helpers.export``, does not reproduce blended models).
 
 Model directory (the format other tools read; ``FORMAT_VERSION`` changes when it does):
 
@@ -96,7 +95,7 @@ FORMAT = "factory-encoder-classifier"
 FORMAT_VERSION = 2  # 2: optional tfidf/ blend component, recipe fields for per-layer rates
 
 DEFAULTS = TrainConfig(
-    training_steps=300,
+    training_steps=450,
     learning_rate=2e-4,
     weight_decay=0.01,
     warmup_fraction=0.1,
@@ -859,6 +858,8 @@ class EncoderPredictor:
     transformer layers to bfloat16 once at load — about 2.3-2.7x the throughput on CPUs with
     native bfloat16 (AVX512-BF16/AMX), slower elsewhere, scores differ by ~1e-3. On CUDA the
     transformer runs under autocast (bf16/fp16). Pooling, heads and the blend stay float32.
+    Loaded with :meth:`load`, a float32 CPU model runs its transformer through ONNX Runtime
+    (``engine``; :mod:`.onnx_engine`): the same scores within ~1e-6, a single utterance ~3x faster.
     """
 
     def __init__(
@@ -873,12 +874,22 @@ class EncoderPredictor:
         device: str | None = "cpu",
         tfidf=None,
         blend_weight: float = 0.0,
+        engine: str | None = "torch",
+        model_dir: Path | None = None,
     ) -> None:
+        from .onnx_engine import OnnxPooled, resolve_engine
+
         self.device = select_device(device)
         self.precision = _resolve_precision(precision)
         self.enc = enc.eval().to(self.device)
         if self.precision == "bf16" and self.device.type == "cpu":
             self.enc.to(torch.bfloat16)  # cast once: cheaper than autocast on every call
+        self.engine = resolve_engine(engine, self.precision, self.device)
+        self._onnx = (
+            OnnxPooled(self.enc.model, model_dir, torch.get_num_threads())
+            if self.engine == "onnx"
+            else None
+        )
         self.heads = heads.eval().to(self.device)
         self.tokenizer = tokenizer
         self.targets = targets
@@ -891,9 +902,17 @@ class EncoderPredictor:
 
     @classmethod
     def load(
-        cls, model_dir: Path, precision: str | None = None, device: str | None = "cpu"
+        cls,
+        model_dir: Path,
+        precision: str | None = None,
+        device: str | None = "cpu",
+        engine: str | None = None,
     ) -> EncoderPredictor:
-        """Load a model directory (tensors go to the CPU first: any saving device works)."""
+        """Load a model directory (tensors go to the CPU first: any saving device works).
+
+        ``engine``: ``auto`` (default, or env ``FACTORY_ENCODER_ENGINE``) runs the transformer
+        through ONNX Runtime for float32 on a CPU (see :mod:`.onnx_engine`), else PyTorch.
+        """
         from safetensors.torch import load_file
         from transformers import AutoConfig
 
@@ -940,6 +959,8 @@ class EncoderPredictor:
             device=device,
             tfidf=tfidf,
             blend_weight=weight,
+            engine=engine,
+            model_dir=model_dir,
         )
 
     def _pooled(self, texts: list[str]) -> tuple[list[int], list[torch.Tensor]]:
@@ -950,6 +971,9 @@ class EncoderPredictor:
         for s in range(0, len(order), self.batch_size):
             idx = order[s : s + self.batch_size]
             input_ids, mask = _pad([ids[i] for i in idx], self.pad_id)
+            if self._onnx is not None:
+                out.append(self._onnx(input_ids, mask))
+                continue
             input_ids, mask = input_ids.to(self.device), mask.to(self.device)
             with autocast(self.device):
                 hidden = self.enc.bottom(input_ids, mask, len(self.enc.layers))
