@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from contextlib import nullcontext
 from functools import lru_cache
 
 import numpy as np
-import torch
 from torch import nn
 
 from .encoder import (
@@ -22,7 +20,6 @@ from .encoder import (
     EncoderPredictor,
     _Encoder,
     _load_tokenizer,
-    _pad,
     _pretrained_encoder,
 )
 from .models import resolve_encoder
@@ -61,22 +58,4 @@ def embed(predictor, texts: Sequence[str]) -> tuple[np.ndarray, int]:
     """
     if not supports_embeddings(predictor):
         raise NoEmbeddings(f"{type(predictor).__name__} has no sentence encoder")
-    texts = list(texts)
-    enc = predictor.enc
-    dim = enc.model.config.hidden_size
-    if not texts:
-        return np.zeros((0, dim), dtype=np.float32), 0
-    device = next(enc.parameters()).device
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    with getattr(predictor, "_lock", nullcontext()), torch.inference_mode():
-        ids = predictor.tokenizer(texts, truncation=True, max_length=predictor.max_length)[
-            "input_ids"
-        ]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for s in range(0, len(order), predictor.batch_size):
-            idx = order[s : s + predictor.batch_size]
-            input_ids, mask = _pad([ids[i] for i in idx], predictor.pad_id)
-            input_ids, mask = input_ids.to(device), mask.to(device)
-            hidden = enc.bottom(input_ids, mask, len(enc.layers))
-            out[idx] = enc.pool(hidden.float(), mask).cpu().numpy()
-    return out, sum(len(x) for x in ids)
+    return predictor.embed_counted(texts)

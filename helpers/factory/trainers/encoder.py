@@ -54,7 +54,9 @@ Model directory (the format other tools read; ``FORMAT_VERSION`` changes when it
 * ``tfidf/`` — only when ``blend`` is set: a complete ``tfidf-logreg`` model directory (its
   trainer's own format, see ``tfidf.py``) trained on the same data. Scores are then
   ``(1 - weight) * encoder + weight * tfidf`` per label, on probabilities (softmax for a
-  single-label target, sigmoids for a multi-label one), with ``weight`` from ``blend.weight``.
+  single-label target, sigmoids for a multi-label one), with ``weight`` from ``blend.weight``;
+* ``serving/`` — written on first load, not by training: the ONNX graph the CPU predictor runs
+  (:mod:`.onnx_engine`); safe to delete, it is exported again.
 
 Loading uses safetensors, JSON and ``.npy`` only — never pickle. Tensors are loaded onto the CPU
 first (``device="cpu"``), so a model trained on a GPU loads and predicts on any machine.
@@ -963,8 +965,9 @@ class EncoderPredictor:
             model_dir=model_dir,
         )
 
-    def _pooled(self, texts: list[str]) -> tuple[list[int], list[torch.Tensor]]:
-        """Length order and the pooled, L2-normalised sentence vectors per batch (float32)."""
+    def _pooled(self, texts: list[str]) -> tuple[list[int], list[torch.Tensor], int]:
+        """Length order, the pooled, L2-normalised sentence vectors per batch (float32) and the
+        number of tokens read (after truncation)."""
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = []
@@ -978,27 +981,30 @@ class EncoderPredictor:
             with autocast(self.device):
                 hidden = self.enc.bottom(input_ids, mask, len(self.enc.layers))
             out.append(self.enc.pool(hidden, mask))
-        return order, out
+        return order, out, sum(len(x) for x in ids)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """The sentence vectors the heads read (mean pooling, L2-normalised), float32 [n × dim]."""
+    def embed_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """:meth:`embed` and the number of tokens the encoder read."""
         texts = list(texts)
-        dim = self.enc.hidden_size
         if not texts:
-            return np.zeros((0, dim), dtype=np.float32)
+            return np.zeros((0, self.enc.hidden_size), dtype=np.float32), 0
         with self._lock, torch.inference_mode():
-            order, pooled = self._pooled(texts)
+            order, pooled, n_tokens = self._pooled(texts)
             mat = torch.cat(pooled).cpu().numpy().astype(np.float32)
         result = np.empty_like(mat)
         result[order] = mat
-        return result
+        return result, n_tokens
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The sentence vectors the heads read (mean pooling, L2-normalised), float32 [n × dim]."""
+        return self.embed_counted(texts)[0]
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, dict[str, float]]]:
         texts = list(texts)
         if not texts:
             return []
         with self._lock, torch.inference_mode():
-            order, pooled = self._pooled(texts)
+            order, pooled, _ = self._pooled(texts)
             scores: list[list[np.ndarray]] = [[] for _ in self.targets]
             for batch in pooled:
                 for k, (t, head) in enumerate(zip(self.targets, self.heads, strict=True)):
