@@ -328,3 +328,23 @@ def test_onnx_graph_is_cached_refreshed_and_kept_in_memory_when_unwritable(
     for x, y in zip(expected, in_memory.predict(PROBES), strict=True):
         assert _top(x) == _top(y)
         assert y["intent"] == pytest.approx(x["intent"], abs=1e-5)
+
+
+def test_auto_engine_falls_back_to_pytorch_when_onnx_fails(single_model, monkeypatch, caplog):
+    from helpers.factory.trainers import onnx_engine
+
+    out, _ = single_model
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter does not know this architecture")
+
+    monkeypatch.setattr(onnx_engine, "export_onnx", broken)
+    shutil.rmtree(out / "serving", ignore_errors=True)
+    predictor = EncoderPredictor.load(out)  # auto: a warning, then PyTorch
+    assert predictor.engine == "torch"
+    assert "ONNX Runtime cannot run" in caplog.text and "does not know" in caplog.text
+    expected = EncoderPredictor.load(out, engine="torch").predict(PROBES)
+    for x, y in zip(expected, predictor.predict(PROBES), strict=True):
+        assert y["intent"] == pytest.approx(x["intent"], abs=1e-5)
+    with pytest.raises(RuntimeError, match="does not know this architecture"):
+        EncoderPredictor.load(out, engine="onnx")  # asked for by name: the error is raised

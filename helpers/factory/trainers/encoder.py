@@ -65,6 +65,7 @@ first (``device="cpu"``), so a model trained on a GPU loads and predicts on any 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import threading
@@ -92,6 +93,8 @@ from .base import (
 )
 from .device import amp_dtype, autocast, num_threads, select_device
 from .models import DEFAULT_ENCODER, resolve_encoder, short_id
+
+log = logging.getLogger(__name__)
 
 FORMAT = "factory-encoder-classifier"
 FORMAT_VERSION = 2  # 2: optional tfidf/ blend component, recipe fields for per-layer rates
@@ -879,7 +882,7 @@ class EncoderPredictor:
         engine: str | None = "torch",
         model_dir: Path | None = None,
     ) -> None:
-        from .onnx_engine import OnnxPooled, resolve_engine
+        from .onnx_engine import OnnxPooled, requested_engine, resolve_engine
 
         self.device = select_device(device)
         self.precision = _resolve_precision(precision)
@@ -887,11 +890,15 @@ class EncoderPredictor:
         if self.precision == "bf16" and self.device.type == "cpu":
             self.enc.to(torch.bfloat16)  # cast once: cheaper than autocast on every call
         self.engine = resolve_engine(engine, self.precision, self.device)
-        self._onnx = (
-            OnnxPooled(self.enc.model, model_dir, torch.get_num_threads())
-            if self.engine == "onnx"
-            else None
-        )
+        self._onnx = None
+        if self.engine == "onnx":
+            try:
+                self._onnx = OnnxPooled(self.enc.model, model_dir, torch.get_num_threads())
+            except Exception as exc:
+                if requested_engine(engine) == "onnx":
+                    raise
+                log.warning("ONNX Runtime cannot run %s (%s); using PyTorch", model_dir, exc)
+                self.engine = "torch"
         self.heads = heads.eval().to(self.device)
         self.tokenizer = tokenizer
         self.targets = targets

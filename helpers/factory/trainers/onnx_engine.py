@@ -45,10 +45,15 @@ def onnxruntime_available() -> bool:
     return True
 
 
+def requested_engine(engine: str | None) -> str:
+    """The engine asked for: the argument, else ``FACTORY_ENCODER_ENGINE``, else ``auto``."""
+    return (engine or os.environ.get(ENGINE_ENV) or "auto").lower()
+
+
 def resolve_engine(engine: str | None, precision: str, device: torch.device) -> str:
     """``onnx`` or ``torch`` for a predictor: ``auto`` means ONNX Runtime for float32 on a CPU
     when it is installed; asking for ``onnx`` elsewhere is an error that says why."""
-    name = (engine or os.environ.get(ENGINE_ENV) or "auto").lower()
+    name = requested_engine(engine)
     if name not in ENGINES:
         raise ValueError(f"unknown encoder engine {name!r}: choose one of {', '.join(ENGINES)}")
     fits = device.type == "cpu" and precision == "fp32"
