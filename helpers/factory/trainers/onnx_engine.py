@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx  # noqa: F401  (before any export: torch.onnx.export would import it mid-trace)
 import torch
 from torch import nn
 from torch.nn import functional as F
