@@ -15,11 +15,12 @@ Trains one encoder model on the local service (or uses ``--data-dir``/``--model`
 
 Targets (issue 13; ratios, because absolute speed depends on the CPU): service throughput
 >= 90% of in-process; ONNX fp32 >= 1.5x and int8 >= 2.5x PyTorch fp32 throughput; int8
-agreement >= 99.5%; service p50 <= 1.2x in-process p50. Each result line carries the CPU flags
+agreement >= 99.5% (sample test, in batches and one utterance at a time); service p50 <=
+1.2x in-process p50. Each result line carries the CPU flags
 (avx2, avx512*, amx*, bf16) from /proc/cpuinfo. Texts: Banking77's test split
 (``../shared/data/banking77``) when present, else the bundled sample's test split.
 
-    python benchmarks/bench_export.py                  # trains minilm-l6-v2 (300 steps) first
+    python benchmarks/bench_export.py                  # trains minilm-l6-v2 (service defaults)
     python benchmarks/bench_export.py --steps 30       # a quicker model (speed is the same)
     python benchmarks/bench_export.py --data-dir artifacts/factory --model ft:classifier:...
 
@@ -89,7 +90,8 @@ def texts_and_training(data_root: Path) -> tuple[str, list[str], object]:
     return "sample test", splits.test["text"].tolist(), splits
 
 
-def train_model(client: Mistral, splits, work: Path, steps: int) -> str:
+def train_model(client: Mistral, splits, work: Path, steps: int | None) -> str:
+    """The lessons' model: the service's default recipe (``steps`` overrides the step count)."""
     ids = {}
     for name in ("train", "validation"):
         path = work / f"{name}.jsonl"
@@ -101,7 +103,7 @@ def train_model(client: Mistral, splits, work: Path, steps: int) -> str:
         job_type="classifier",
         training_files=[{"file_id": ids["train"], "weight": 1}],
         validation_files=[ids["validation"]],
-        hyperparameters={"training_steps": steps, "learning_rate": 1e-4},
+        hyperparameters={"training_steps": steps} if steps else {},
         auto_start=True,
     )
     while job.status not in {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"}:
@@ -189,7 +191,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, help="a factory data folder with --model")
     parser.add_argument("--model", help="fine-tuned model id in --data-dir")
-    parser.add_argument("--steps", type=int, default=300, help="training steps of the model")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: the service's)"
+    )
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--max-texts", type=int, default=1024, help="texts for throughput")
     parser.add_argument("--latency-samples", type=int, default=200)
@@ -253,6 +257,11 @@ def main() -> None:
                 r[f"{name}_agreement{suffix}"] = float((t == top).mean())
                 r[f"{name}_max_diff{suffix}"] = float(np.abs(s - ref).max())
         r["n_agreement_texts"] = len(in_domain)
+        # one utterance at a time, as predict.py runs it (dynamic quantization scales the
+        # activations per call, so the batch can change an int8 score)
+        top, _ = top_and_scores([torch_fp32.predict([text])[0] for text in in_domain])
+        t, _ = top_and_scores(onnx_int8.predict(in_domain, batch_size=1))
+        r["onnx_int8_agreement_single"] = float((t == top).mean())
         r["size_mb"] = {
             "safetensors": (model_dir / "model.safetensors").stat().st_size / 1e6,
             "onnx_fp32": (fp32_dir / "model.onnx").stat().st_size / 1e6,
@@ -266,7 +275,7 @@ def main() -> None:
         "service_vs_inprocess_throughput": r["service_per_s"] / r["inprocess_per_s"],
         "onnx_fp32_speedup": r["onnx_fp32_per_s"] / r["torch_fp32_per_s"],
         "onnx_int8_speedup": r["onnx_int8_per_s"] / r["torch_fp32_per_s"],
-        "int8_agreement": r["onnx_int8_agreement"],
+        "int8_agreement": min(r["onnx_int8_agreement"], r["onnx_int8_agreement_single"]),
         "service_vs_inprocess_p50": r["service_p50_ms"] / r["inprocess_p50_ms"],
     }
     r["service_http_vs_inprocess_p50"] = r["service_http_p50_ms"] / r["inprocess_p50_ms"]
@@ -315,6 +324,7 @@ def main() -> None:
             f"| {r[name + '_max_diff']:.1e} "
             f"| {sizes[name]:.1f} |"
         )
+    print(f"(int8, one utterance at a time: {r['onnx_int8_agreement_single']:.2%} of sample test)")
     print(
         f"| in-process ({r['service_precision']}, {r['service_engine']}) "
         f"| {r['inprocess_per_s']:.0f} "

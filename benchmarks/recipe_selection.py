@@ -53,6 +53,11 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "batch64": ({"batch_size": 64}, {}),
     "steps450-decay0.8": ({"layer_lr_decay": 0.8}, {"training_steps": 450}),
     "layers6-steps500": ({"trainable_layers": 6}, {"training_steps": 500}),
+    # 450 steps is the default from here on: "default" above is then 450 steps
+    "wd0.1": ({}, {"weight_decay": 0.1}),
+    "head3": ({"head_lr_factor": 3.0}, {}),
+    "head30": ({"head_lr_factor": 30.0}, {}),
+    "warmup0.2": ({}, {"warmup_fraction": 0.2}),
 }
 
 

@@ -149,11 +149,9 @@ def test_exported_model_reproduces_the_service(factory, runtime_python, tmp_path
     exported = run_predict(runtime_python, folder, factory["texts"])
     diff, agreement = compare(factory["served"][base], exported)
     if quantize:
-        # Issue 13 asks for >= 99.5%. With the 450-step default, predict.py (one utterance at a
-        # time) agrees on 99.12-99.34% of the 454 texts here (3-4 near-ties flip, depending on
-        # the threads); on the validation split, 100%. The target stays open in the benchmark;
-        # this checks that quantization keeps the model.
-        assert agreement >= 0.99, (diff, agreement)
+        # issue 13: >= 99.5% one utterance at a time, as predict.py runs it (the feed-forward
+        # output projections stay fp32; with every product in int8, 3-4 of these 454 flipped)
+        assert agreement >= 0.995, (diff, agreement)
     else:
         assert diff <= 1e-4, diff
         assert agreement == 1.0

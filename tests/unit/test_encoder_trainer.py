@@ -279,6 +279,9 @@ def test_onnx_engine_gives_pytorchs_scores(single_model, multi_model):
         in_torch = EncoderPredictor.load(out, engine="torch")
         in_onnx = EncoderPredictor.load(out, engine="onnx")
         assert (in_torch.engine, in_onnx.engine) == ("torch", "onnx")
+        # ONNX Runtime holds the weights; PyTorch's copy is freed
+        assert all(p.device.type == "meta" for p in in_onnx.enc.parameters())
+        assert in_onnx.enc.hidden_size == in_torch.enc.hidden_size
         assert EncoderPredictor.load(out, precision="fp32").engine == "onnx"  # auto on a CPU
         a, b = in_torch.predict(PROBES), in_onnx.predict(PROBES)
         single = [in_onnx.predict([t])[0] for t in PROBES]

@@ -864,7 +864,8 @@ class EncoderPredictor:
     native bfloat16 (AVX512-BF16/AMX), slower elsewhere, scores differ by ~1e-3. On CUDA the
     transformer runs under autocast (bf16/fp16). Pooling, heads and the blend stay float32.
     Loaded with :meth:`load`, a float32 CPU model runs its transformer through ONNX Runtime
-    (``engine``; :mod:`.onnx_engine`): the same scores within ~1e-6, a single utterance ~3x faster.
+    (``engine``; :mod:`.onnx_engine`): the same scores within ~1e-6, a single utterance ~3x faster;
+    PyTorch's copy of the transformer's weights is then freed (``enc`` keeps the config only).
     """
 
     def __init__(
@@ -894,6 +895,9 @@ class EncoderPredictor:
         if self.engine == "onnx":
             try:
                 self._onnx = OnnxPooled(self.enc.model, model_dir, torch.get_num_threads())
+                # ONNX Runtime holds its own copy of the weights: free PyTorch's (~90 MB for
+                # MiniLM); the config (hidden size) stays
+                self.enc.model.to("meta")
             except Exception as exc:
                 if requested_engine(engine) == "onnx":
                     raise
