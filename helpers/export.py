@@ -280,10 +280,10 @@ def _fp32_matmuls(graph: Path) -> list[str]:
     one int8 scale per call rounds it most coarsely.
 
     Chosen on the sample's validation split, one utterance at a time, for four models of the
-    default recipe (seeds 0-3): top labels changed on 5 of 1,812 utterances against 11 with
-    every product in int8, 10 with the first layer in float32 and 7 with the first two; mean
-    score change 0.00047 against 0.00075. It costs 10.6 MB (33.6 vs 23.0 MB) and some speed
-    (``benchmarks/README.md``).
+    default recipe (lesson 3's and seeds 1-3): top labels changed on 5 of 1,812 utterances
+    against 11 with every product in int8, 10 with the first layer in float32 and 7 with the
+    first two; mean score change 0.00047 against 0.00075. It costs 10.6 MB (33.6 vs 23.0 MB)
+    and some speed (``benchmarks/README.md``).
     """
     import onnx
 

@@ -7,7 +7,7 @@ weights, and the pooled vectors agree with PyTorch's within ~1e-6 (tested to 1e-
 PyTorch's per-operation overhead dominates: one utterance took ~3.5 ms instead of ~10 ms on a
 2-core AVX2 CPU; batches of 64 about the same (large matrix products, where both libraries'
 kernels are equally fast). The heads, the blend and everything after pooling stay in PyTorch;
-PyTorch's copy of the transformer's weights is freed once the session holds them (~90 MB less
+PyTorch's copy of the transformer's weights is freed once the session holds them (~75 MB less
 per loaded MiniLM model).
 
 The graph (token ids -> transformer -> mean pooling -> L2 normalisation) is exported once per
