@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx  # noqa: F401  (imported at collection: see below)
+import onnx  # noqa: F401  (imported at collection: see the module docstring)
 import pytest
 from factory_fixtures import Server, train, upload
 

@@ -83,7 +83,7 @@ def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
         )
     texts = checked_inputs(body.input, factory, "embeddings")
     predictor, batcher = _encoder_for(body, factory)
-    dim = predictor.enc.model.config.hidden_size
+    dim = predictor.enc.hidden_size
     if body.output_dimension is not None and body.output_dimension != dim:
         raise invalid(
             ["body", "output_dimension"],
