@@ -24,7 +24,10 @@ fine-tuned pooled embedding, shared covariance fitted on the training embeddings
 ``nearest_entropy`` (that similarity and minus the entropy of the probabilities, each
 standardised on in-scope validation, weights 0.3/0.5/0.7 chosen by validation AUROC).
 Embeddings come from ``helpers.factory.trainers.embeddings.embed`` — the function behind
-``POST /v1/embeddings`` — called in-process. One JSON line per method goes to
+``POST /v1/embeddings`` — called in-process. The probabilities are the service's: the heads'
+softmax blended with the votes of the nearest training texts when the model has a memory (the
+default), by the predictor's own ``_Memory``; the "logits" the temperature is fitted on are their
+logarithms, as lesson 7 computes them from the API's scores. One JSON line per method goes to
 ``benchmarks/results/oos.jsonl`` with the 1-minute load average.
 """
 
@@ -48,6 +51,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import bench_data  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from helpers import data as data_mod  # noqa: E402
 from helpers import ood  # noqa: E402
@@ -129,8 +133,13 @@ def train_and_embed(d: dict, seed: int, cache: Path | None) -> dict:
         for name in ("oos_validation", "oos_test"):
             arrays[f"{name}_emb"] = embed(predictor, d[name])[0]
         embed_seconds = time.perf_counter() - t1
-    for key in list(arrays):  # logits = the head applied to the pooled embedding
-        arrays[key.replace("_emb", "_logits")] = arrays[key] @ w.T + b
+        for key in list(arrays):  # the scores the service returns, from the pooled embedding
+            logits = arrays[key] @ w.T + b
+            probs = torch.softmax(torch.from_numpy(logits), dim=-1)
+            if predictor.memory is not None:
+                pooled = torch.from_numpy(arrays[key]).float()
+                probs = predictor.memory.blend(0, pooled, probs.float()).double()
+            arrays[key.replace("_emb", "_probs")] = probs.numpy()
     meta = {
         "labels": labels,
         "train_seconds": round(train_seconds, 1),
@@ -138,6 +147,7 @@ def train_and_embed(d: dict, seed: int, cache: Path | None) -> dict:
         "train_load_before": la,
         "train_load_after": load1(),
         "precision": predictor.precision,
+        "memory": predictor.memory is not None,
         "config": config.__dict__,
     }
     if cache is not None:
@@ -152,18 +162,19 @@ def methods(d: dict, a: dict) -> dict[str, dict[str, np.ndarray]]:
     labels = a["labels"]
     index = {label: i for i, label in enumerate(labels)}
     y_valid = np.array([index[y] for y in d["validation"][1]])
-    temperature = ood.fit_temperature(a["validation_logits"], y_valid)
-    maha = ood.Mahalanobis.fit(a["train_emb"], d["train"][1])
     parts = ("validation", "oos_validation", "test", "oos_test")
+    logits = {p: ood.logits_from_probs(a[f"{p}_probs"]) for p in parts}
+    temperature = ood.fit_temperature(logits["validation"], y_valid)
+    maha = ood.Mahalanobis.fit(a["train_emb"], d["train"][1])
     nearest = ood.NearestNeighbour.fit(a["train_emb"])
     out: dict[str, dict] = {name: {} for name in METHODS}
     signals = {}
     for p in parts:
-        probs = ood.softmax(a[f"{p}_logits"])
+        probs = a[f"{p}_probs"]
         out["max_softmax"][p] = ood.max_softmax(probs)
         out["margin"][p] = ood.margin(probs)
         out["mahalanobis"][p] = maha.score(a[f"{p}_emb"])
-        out["temperature"][p] = ood.max_softmax(ood.softmax(a[f"{p}_logits"], temperature))
+        out["temperature"][p] = ood.max_softmax(ood.softmax(logits[p], temperature))
         out["nearest_neighbour"][p] = nearest.score(a[f"{p}_emb"])
         signals[p] = {"nearest": out["nearest_neighbour"][p], "neg_entropy": ood.neg_entropy(probs)}
     combined = ood.Combined.fit_best(signals["validation"], signals["oos_validation"])
@@ -197,7 +208,7 @@ def main() -> None:
     print("sizes:", sizes, flush=True)
     a = train_and_embed(d, args.seed, args.cache)
     scores = methods(d, a)
-    test_pred = np.asarray(a["labels"])[a["test_logits"].argmax(1)]
+    test_pred = np.asarray(a["labels"])[a["test_probs"].argmax(1)]
     correct = test_pred == np.asarray(d["test"][1])
     rows = []
     for name in METHODS:

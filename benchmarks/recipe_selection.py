@@ -4,7 +4,8 @@ Each candidate (``CANDIDATES``) trains ``EncoderTrainer`` on the train split exa
 ``recipe_table.py`` does and is scored on the **validation** split (accuracy, macro-F1); the
 test split is dropped as soon as the data are loaded and never used, so a recipe can be chosen
 here and confirmed once on test with ``recipe_table.py``. A blended candidate also records the
-validation accuracy of its encoder alone (the same model with the TF-IDF part switched off).
+validation accuracy of its encoder alone (the same model with the TF-IDF part switched off), and
+a candidate with a memory (the default) that of the same model without the nearest-example votes.
 
 Usage (from the repo root; one torch thread when the other core is busy)::
 
@@ -58,6 +59,9 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "head3": ({"head_lr_factor": 3.0}, {}),
     "head30": ({"head_lr_factor": 30.0}, {}),
     "warmup0.2": ({}, {"warmup_fraction": 0.2}),
+    # the votes of the nearest training texts are part of the default from here on
+    # (memory_selection.py chose k, temperature and weight); "no-memory" is the default before
+    "no-memory": ({"memory_weight": 0.0}, {}),
 }
 
 
@@ -77,8 +81,13 @@ def evaluate(data: dict, name: str, seed: int) -> dict:
         "val_accuracy": model["test_accuracy"],  # encoder_rows names scores after its test use
         "val_macro_f1": model["macro_f1"],
     }
-    if len(rows) > 1:  # a blend: the same model's encoder alone
-        row["val_accuracy_encoder_alone"] = rows[1]["test_accuracy"]
+    for other in rows[1:]:  # the same model without its blend / without its memory
+        key = (
+            "val_accuracy_encoder_alone"
+            if other["method"].endswith("encoder alone")
+            else "val_accuracy_without_memory"
+        )
+        row[key] = other["test_accuracy"]
     return {
         **row,
         "cpu_s": model["train_cpu_s"],
@@ -120,13 +129,14 @@ def table(path: Path) -> str:
         r = json.loads(line)
         rows[r["candidate"]].append(r)
     out = [
-        "| candidate | seed | val acc. | val macro-F1 | encoder alone | CPU s | est. 2-core s "
+        "| candidate | seed | val acc. | val macro-F1 | without blend/memory | CPU s "
+        "| est. 2-core s "
         "| wall s | load 1-min |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rs in rows.items():
         for r in sorted(rs, key=lambda r: r["seed"]):
-            alone = r.get("val_accuracy_encoder_alone")
+            alone = r.get("val_accuracy_encoder_alone", r.get("val_accuracy_without_memory"))
             out.append(
                 f"| {name} | {r['seed']} | {r['val_accuracy']:.2f} | {r['val_macro_f1']:.2f} "
                 f"| {'' if alone is None else f'{alone:.2f}'} | {r['cpu_s']} "

@@ -90,6 +90,7 @@ def child(path: str, steps: int | None) -> None:
                         "frozen_pass_seconds",
                         "prepare_seconds",
                         "steps_seconds",
+                        "memory_seconds",
                         "tfidf_seconds",
                     )
                 },

@@ -3,11 +3,13 @@
 The folder runs without this project, the service or PyTorch: ``predict.py`` needs only
 ``onnxruntime``, ``tokenizers`` and ``numpy``. It reads utterances one per line on standard input
 and writes one JSON object per line, ``{target: {label: score}}``, with the scores the service
-returns (softmax per single-label target, independent sigmoids per multi-label target).
+returns (softmax per single-label target, blended with the votes of the nearest training texts
+when the model has a memory; independent sigmoids per multi-label target).
 
-- Encoder models become one ONNX graph (tokens -> encoder -> mean pooling -> heads -> scores) plus
-  ``tokenizer.json`` (truncation and padding configured in it); ``quantize=True`` stores the graph
-  with int8 weights (ONNX Runtime's dynamic quantization).
+- Encoder models become one ONNX graph (tokens -> encoder -> mean pooling -> heads -> scores,
+  and the memory's votes: the training texts' vectors and labels are constants of the graph)
+  plus ``tokenizer.json`` (truncation and padding configured in it); ``quantize=True`` stores
+  the graph with int8 weights (ONNX Runtime's dynamic quantization).
 - TF-IDF models are stored as their arrays (vocabularies, idf weights, coefficients) and
   ``predict.py`` recomputes scikit-learn's featurisation in numpy.
 
@@ -225,13 +227,15 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
             self.pooled = PooledEncoder(predictor.enc.model, normalize)
             self.heads = predictor.heads
             self.multi = [t.multi_label for t in predictor.targets]
+            self.memory = predictor.memory  # votes of the nearest training texts, or None
 
         def forward(self, input_ids, attention_mask):
             pooled = self.pooled(input_ids, attention_mask)
-            return tuple(
-                torch.sigmoid(h(pooled)) if ml else torch.softmax(h(pooled), dim=-1)
-                for h, ml in zip(self.heads, self.multi, strict=True)
-            )
+            out = []
+            for i, (h, ml) in enumerate(zip(self.heads, self.multi, strict=True)):
+                p = torch.sigmoid(h(pooled)) if ml else torch.softmax(h(pooled), dim=-1)
+                out.append(p if self.memory is None else self.memory.blend(i, pooled, p))
+            return tuple(out)
 
     outputs = [f"scores_{i}" for i in range(len(predictor.targets))]
     fp32_path = out / "model.onnx"
@@ -247,7 +251,7 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
         root.setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing
         try:
             # one scale per output column, 7-bit weights (no overflow on CPUs without VNNI);
-            # the feed-forward output projections stay fp32 (_fp32_matmuls)
+            # the feed-forward projections, heads and memory stay fp32 (_fp32_matmuls)
             quantize_dynamic(
                 str(fp32_path),
                 str(q_path),
@@ -261,6 +265,12 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
         os.replace(q_path, fp32_path)
     _write_tokenizer(model_dir, out, int(meta["max_length"]))
     targets = _targets(meta["targets"])
+    memory = meta.get("memory")
+    for i in (memory or {}).get("targets", []):
+        targets[i]["scores"] = (
+            f"softmax blended {1 - memory['weight']:g}/{memory['weight']:g} with the votes of "
+            f"the {memory['k']} nearest of {memory['size']} training texts"
+        )
     for target, name in zip(targets, outputs, strict=True):
         target["output"] = name
     return {
@@ -275,31 +285,42 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
 
 
 def _fp32_matmuls(graph: Path) -> list[str]:
-    """The matrix products that keep float32 weights under ``quantize=True``: each layer's
-    feed-forward output projection, whose input (after GELU) has the widest range of values, so
-    one int8 scale per call rounds it most coarsely.
+    """The matrix products that keep float32 weights under ``quantize=True``: both projections of
+    each layer's feed-forward block, the heads and a memory's similarities; int8 weights go to
+    the attention projections (query, key, value, output).
 
-    Chosen on the sample's validation split, one utterance at a time, for four models of the
-    default recipe (lesson 3's and seeds 1-3): top labels changed on 5 of 1,812 utterances
-    against 11 with every product in int8, 10 with the first layer in float32 and 7 with the
-    first two; mean score change 0.00047 against 0.00075. It costs 10.6 MB (33.6 vs 23.0 MB)
-    and some speed (``benchmarks/README.md``).
+    The feed-forward block's input after GELU has the widest range of any product's input, so
+    one int8 scale per call rounds it most coarsely. Keeping only its output projection in
+    float32 (the previous choice: 5 of 1,812 top labels changed on the sample's validation split
+    for four models without a memory, against 11 with every product in int8) was not enough once
+    the votes of the nearest training texts joined the scores: a similarity divided by the
+    memory's temperature (0.05) magnifies small changes of the sentence vector. On validation,
+    one utterance at a time, keeping both feed-forward projections in float32 halved the change
+    of the sentence vector (mean cosine distance to float32 0.0014 vs 0.0033) and of the scores
+    (mean largest change 0.0022 vs 0.0034), for 44 MB instead of 34 (float32: 90 MB; figures in
+    ``benchmarks/README.md``). The heads and the memory are small and stay float32: int8 rounding
+    cannot reorder the nearest neighbours.
     """
     import onnx
 
     model = onnx.load(str(graph), load_external_data=False)
     weights = {w.name for w in model.graph.initializer}
-    names = [
+    with_weights = [
         n.name
         for n in model.graph.node
-        if n.op_type == "MatMul"
-        and "/output/dense/" in n.name
-        and "/attention/" not in n.name
-        and weights.intersection(n.input)
+        if n.op_type in ("MatMul", "Gemm") and weights.intersection(n.input)
+    ]
+    encoder = [n for n in with_weights if n.startswith("/pooled/")]
+    names = [
+        n
+        for n in encoder
+        if "/attention/" not in n and ("/output/dense/" in n or "/intermediate/dense/" in n)
     ]
     if not names:
-        raise ExportError(f"{graph}: no feed-forward output projection found (unexpected graph)")
-    return names
+        raise ExportError(f"{graph}: no feed-forward projection found (unexpected graph)")
+    rest = [n for n in with_weights if not n.startswith("/pooled/")]
+    # the quantizer rewrites a Gemm (a head) as "<name>_MatMul" + Add before quantizing it
+    return names + rest + [f"{n}_MatMul" for n in rest if n.endswith("/Gemm")]
 
 
 def _write_tokenizer(model_dir: Path, out: Path, max_length: int) -> None:
@@ -358,14 +379,21 @@ def _export_tfidf(model_dir: Path, out: Path) -> dict:
 def _readme(manifest: dict, folder: Path) -> str:
     size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e6
     targets = "\n".join(
-        f"- `{t['name']}`: {len(t['labels'])} labels, {t['scores']} scores"
+        f"- `{t['name']}`: {len(t['labels'])} labels; scores: {t['scores']}"
         + (" (a label applies when its score >= 0.5)" if t["multi_label"] else "")
         for t in manifest["targets"]
     )
     if manifest["kind"] == "onnx":
         what = (
             f"`model.onnx`: the encoder and its heads as one ONNX graph "
-            f"({manifest['weights']} weights); `tokenizer.json`: the tokenizer (truncates to "
+            f"({manifest['weights']} weights"
+            + (
+                "; it also holds the training texts' sentence vectors and labels, whose nearest "
+                "neighbours vote"
+                if any("votes" in t["scores"] for t in manifest["targets"])
+                else ""
+            )
+            + f"); `tokenizer.json`: the tokenizer (truncates to "
             f"{manifest['max_length']} tokens, pads to the longest text of a batch)."
         )
         deps = "onnxruntime tokenizers numpy"

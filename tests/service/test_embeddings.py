@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -108,7 +109,8 @@ def test_fine_tuned_encoder_embeddings_are_what_its_heads_read(client, server, e
     assert tuned.shape == (4, 384)
     np.testing.assert_allclose(np.linalg.norm(tuned, axis=1), 1.0, atol=1e-5)
     assert np.abs(tuned - base).max() > 1e-3  # the top layers were fine-tuned
-    # softmax(head(embedding)) reproduces the classification endpoint's scores
+    # softmax(head(embedding)), blended with the votes of the nearest training texts by the rule
+    # in classifier.json, reproduces the classification endpoint's scores
     folder = next(p for p in (server.data_dir / "models").rglob("classifier.json")).parent
     assert list((folder / "serving").glob("encoder-*.onnx"))  # the service runs it through ONNX
     predictor = EncoderPredictor.load(folder)
@@ -116,6 +118,16 @@ def test_fine_tuned_encoder_embeddings_are_what_its_heads_read(client, server, e
     logits = tuned @ head.weight.detach().numpy().T + head.bias.detach().numpy()
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
+    spec = json.loads((folder / "classifier.json").read_text())["memory"]
+    memory = np.load(folder / spec["path"] / "vectors.npy").astype(np.float64)
+    memory_labels = np.load(folder / spec["path"] / "labels_0.npy")
+    sims = tuned @ memory.T
+    votes = np.zeros_like(probs)
+    for row in range(len(tuned)):
+        top = np.argsort(-sims[row], kind="stable")[: spec["k"]]
+        w = np.exp((sims[row, top] - sims[row, top].max()) / spec["temperature"])
+        np.add.at(votes[row], memory_labels[top], w / w.sum())
+    probs = (1 - spec["weight"]) * probs + spec["weight"] * votes
     results = client.classifiers.classify(model=model, inputs=TEXTS).results
     labels = predictor.targets[0].labels
     served = np.array([[r["intent"].scores[label] for label in labels] for r in results])

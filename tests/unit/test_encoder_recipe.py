@@ -137,3 +137,123 @@ def test_service_defaults_come_from_the_trainer():
     steps = hyperparameters_with_defaults(tfidf, {})["training_steps"]
     assert steps == tfidf.defaults.training_steps
     assert np.isfinite(trainer.expected_seconds(5000, DEFAULTS))
+
+
+# -- the votes of the nearest training texts (the memory) ----------------------------------------
+
+
+def _reference_votes(query, vectors, labels, n_labels, k, temperature):
+    """The memory's rule written again in numpy (float64)."""
+    sims = query.astype(np.float64) @ vectors.astype(np.float64).T
+    out = np.zeros((len(query), n_labels))
+    for r in range(len(query)):
+        top = np.argsort(-sims[r], kind="stable")[:k]
+        w = np.exp((sims[r, top] - sims[r, top].max()) / temperature)
+        for j, weight in zip(top, w / w.sum(), strict=True):
+            out[r, labels[j]] += weight
+    return out
+
+
+@pytest.fixture(scope="module")
+def memory_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("memory")
+    trainer = EncoderTrainer(device="cpu", trainable_layers=1, memory_k=4)
+    trainer.train(
+        DATA, None, [TARGET], TrainConfig(3, 1e-4, 0.01, 0.0, seed=2), out, lambda r: None
+    )
+    return out
+
+
+def test_memory_is_saved_with_its_rule_and_blends_as_stated(memory_model):
+    meta = json.loads((memory_model / "classifier.json").read_text())
+    spec = meta["memory"]
+    assert meta["format_version"] == 3
+    assert spec["path"] == "memory" and spec["targets"] == [0] and spec["size"] == len(DATA)
+    assert (spec["k"], spec["temperature"], spec["weight"]) == (4, 0.05, 0.4)
+    assert "k training texts" in spec["rule"] and meta["recipe"]["name"].endswith(
+        "nearest-examples"
+    )
+    vectors = np.load(memory_model / "memory" / "vectors.npy", allow_pickle=False)
+    labels = np.load(memory_model / "memory" / "labels_0.npy", allow_pickle=False)
+    assert vectors.dtype == np.float16 and vectors.shape == (len(DATA), 384)
+    assert labels.tolist() == [TARGET.labels.index(e.labels["intent"]) for e in DATA]
+    for engine in ("torch", "onnx"):
+        predictor = EncoderPredictor.load(memory_model, engine=engine)
+        # the stored vectors are the model's own sentence vectors of the training texts
+        again = predictor.embed([e.text for e in DATA])
+        assert np.abs(again - vectors.astype(np.float32)).max() < 2e-3
+        blended = predictor.predict(PROBES)
+        query = predictor.embed(PROBES)
+        memory, predictor.memory = predictor.memory, None
+        plain = predictor.predict(PROBES)
+        predictor.memory = memory
+        votes = _reference_votes(query, vectors.astype(np.float32), labels, 3, 4, 0.05)
+        for r, (b, p) in enumerate(zip(blended, plain, strict=True)):
+            assert sum(b["intent"].values()) == pytest.approx(1.0, abs=1e-5)
+            for j, label in enumerate(TARGET.labels):
+                expected = 0.6 * p["intent"][label] + 0.4 * votes[r, j]
+                assert b["intent"][label] == pytest.approx(expected, abs=1e-5)
+        assert [max(p["intent"], key=p["intent"].get) for p in blended] == [
+            "weather",
+            "music",
+            "alarm",
+        ]
+
+
+def test_memory_off_for_weight_zero_and_for_multi_label_targets(tmp_path):
+    config = TrainConfig(2, 1e-4, 0.01, 0.0, seed=1)
+    EncoderTrainer(device="cpu", trainable_layers=1, memory_weight=0.0).train(
+        DATA, None, [TARGET], config, tmp_path / "off", lambda r: None
+    )
+    meta = json.loads((tmp_path / "off" / "classifier.json").read_text())
+    assert meta["memory"] is None and not (tmp_path / "off" / "memory").exists()
+    assert EncoderPredictor.load(tmp_path / "off").memory is None
+    topics = TargetSpec("topics", ["indoors", "outdoors"], True)
+    multi = [
+        Example(e.text, {"intent": e.labels["intent"], "topics": ["outdoors"]})
+        if e.labels["intent"] == "weather"
+        else Example(e.text, {"intent": e.labels["intent"], "topics": ["indoors"]})
+        for e in DATA
+    ]
+    trainer = EncoderTrainer(device="cpu", trainable_layers=1)
+    trainer.train(multi, None, [topics], config, tmp_path / "ml", lambda r: None)
+    assert json.loads((tmp_path / "ml" / "classifier.json").read_text())["memory"] is None
+    trainer.train(multi, None, [topics, TARGET], config, tmp_path / "both", lambda r: None)
+    spec = json.loads((tmp_path / "both" / "classifier.json").read_text())["memory"]
+    assert spec["targets"] == [1]  # the single-label target only
+    predictor = EncoderPredictor.load(tmp_path / "both")
+    scores = predictor.predict(PROBES)
+    memory, predictor.memory = predictor.memory, None
+    plain = predictor.predict(PROBES)
+    predictor.memory = memory
+    for s, p in zip(scores, plain, strict=True):
+        assert s["topics"] == p["topics"]  # sigmoids untouched
+        assert s["intent"] != p["intent"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"memory_weight": 1.0}, "memory_weight"),
+        ({"memory_weight": -0.1}, "memory_weight"),
+        ({"memory_k": 0}, "memory_k"),
+        ({"memory_temperature": 0.0}, "memory_temperature"),
+    ],
+)
+def test_memory_parameters_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EncoderTrainer(device="cpu", **kwargs)
+
+
+def test_a_memory_that_does_not_match_its_model_is_a_clear_error(memory_model, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(memory_model, broken)
+    labels = np.load(broken / "memory" / "labels_0.npy")
+    np.save(broken / "memory" / "labels_0.npy", labels[:-1])
+    with pytest.raises(ValueError, match=r"labels_0\.npy"):
+        EncoderPredictor.load(broken)
+    np.save(broken / "memory" / "labels_0.npy", labels + 7)
+    with pytest.raises(ValueError, match="target 'intent'"):
+        EncoderPredictor.load(broken)
