@@ -197,6 +197,7 @@ def main() -> None:
         help="folder to keep the trained embeddings in (re-runs skip training)",
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--note", default="", help="kept in every row written")
     args = ap.parse_args()
 
     d = clinc(args.data_root) if args.dataset == "clinc150" else massive(args.data_root)
@@ -220,6 +221,7 @@ def main() -> None:
         )
     recommended = max(rows, key=lambda r: r["valid_auroc"])["method"]
     common = {
+        "note": args.note,
         "dataset": args.dataset,
         "sizes": sizes,
         "classifier_accuracy": round(float(correct.mean()), 4),

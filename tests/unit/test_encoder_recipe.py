@@ -25,6 +25,7 @@ from helpers.factory.trainers.encoder import (  # noqa: E402
     _FrozenInputs,
     _load_tokenizer,
     _pretrained_encoder,
+    supervised_contrastive_loss,
 )
 from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder  # noqa: E402
 from helpers.factory.trainers.tfidf import TfidfLogRegTrainer, TfidfPredictor  # noqa: E402
@@ -231,9 +232,83 @@ def test_memory_off_for_weight_zero_and_for_multi_label_targets(tmp_path):
         assert s["intent"] != p["intent"]
 
 
+def _reference_supcon(z: np.ndarray, y: np.ndarray, t: float) -> float:
+    """Khosla et al.'s L_out written out loop by loop (IGNORE rows dropped first)."""
+    keep = y != -100
+    z, y = z[keep], y[keep]
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    per_anchor = []
+    for i in range(len(y)):
+        others = [j for j in range(len(y)) if j != i]
+        positives = [j for j in others if y[j] == y[i]]
+        if not positives:
+            continue
+        denom = np.log(sum(np.exp(z[i] @ z[a] / t) for a in others))
+        per_anchor.append(-np.mean([z[i] @ z[p] / t - denom for p in positives]))
+    return float(np.mean(per_anchor))
+
+
+def test_supervised_contrastive_loss_matches_its_definition():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(9, 5))
+    y = np.array([0, 1, 0, 2, 1, 0, -100, 3, 2])  # label 3 has no positive; one row ignored
+    for t in (0.1, 0.5):
+        got = supervised_contrastive_loss(torch.tensor(z), torch.tensor(y), t)
+        assert float(got) == pytest.approx(_reference_supcon(z, y, t), rel=1e-5)
+    # vectors of one label pulled together and apart from the others score lower
+    clustered = np.repeat(np.eye(3), 3, axis=0) + 0.01 * rng.normal(size=(9, 3))
+    labels = torch.tensor(np.repeat(np.arange(3), 3))
+    mixed = torch.tensor(clustered[rng.permutation(9)])
+    assert float(supervised_contrastive_loss(torch.tensor(clustered), labels)) < float(
+        supervised_contrastive_loss(mixed, labels)
+    )
+    # no anchor has a positive: zero, and still differentiable
+    v = torch.randn(3, 4, requires_grad=True)
+    loss = supervised_contrastive_loss(v, torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and v.grad is not None
+
+
+def test_contrastive_term_is_recorded_and_trains_single_label_targets_only(tmp_path):
+    config = TrainConfig(3, 1e-4, 0.01, 0.0, seed=1)
+
+    def weights(folder):
+        from safetensors.numpy import load_file
+
+        return load_file(str(folder / "model.safetensors"))
+
+    for weight in (0.5, 0.0):
+        trainer = EncoderTrainer(
+            device="cpu", trainable_layers=1, memory_weight=0.0, contrastive_weight=weight
+        )
+        trainer.train(DATA, None, [TARGET], config, tmp_path / f"s{weight}", lambda r: None)
+    meta = json.loads((tmp_path / "s0.5" / "classifier.json").read_text())["recipe"]
+    assert meta["name"] == "cached-bottom-warm-start+contrastive"
+    assert (meta["contrastive"]["weight"], meta["contrastive"]["temperature"]) == (0.5, 0.1)
+    off = json.loads((tmp_path / "s0.0" / "classifier.json").read_text())["recipe"]
+    assert off["contrastive"] is None and off["name"] == "cached-bottom-warm-start"
+    on, plain = weights(tmp_path / "s0.5"), weights(tmp_path / "s0.0")
+    top = "encoder.encoder.layer.5.output.dense.weight"
+    assert np.abs(on[top] - plain[top]).max() > 1e-6  # the term changed the training
+    # a multi-label target alone gets no contrastive term: identical weights either way
+    topics = TargetSpec("topics", ["indoors", "outdoors"], True)
+    multi = [
+        Example(e.text, {"topics": ["outdoors" if e.labels["intent"] == "weather" else "indoors"]})
+        for e in DATA
+    ]
+    for weight in (0.5, 0.0):
+        EncoderTrainer(device="cpu", trainable_layers=1, contrastive_weight=weight).train(
+            multi, None, [topics], config, tmp_path / f"m{weight}", lambda r: None
+        )
+    a, b = weights(tmp_path / "m0.5"), weights(tmp_path / "m0.0")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
+        ({"contrastive_weight": -0.5}, "contrastive_weight"),
+        ({"contrastive_temperature": 0.0}, "contrastive_temperature"),
         ({"memory_weight": 1.0}, "memory_weight"),
         ({"memory_weight": -0.1}, "memory_weight"),
         ({"memory_k": 0}, "memory_k"),
