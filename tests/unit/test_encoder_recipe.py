@@ -277,11 +277,16 @@ def test_contrastive_term_is_recorded_and_trains_single_label_targets_only(tmp_p
 
         return load_file(str(folder / "model.safetensors"))
 
+    reports: dict[float, list] = {0.5: [], 0.0: []}
     for weight in (0.5, 0.0):
         trainer = EncoderTrainer(
             device="cpu", trainable_layers=1, memory_weight=0.0, contrastive_weight=weight
         )
-        trainer.train(DATA, None, [TARGET], config, tmp_path / f"s{weight}", lambda r: None)
+        trainer.train(DATA, None, [TARGET], config, tmp_path / f"s{weight}", reports[weight].append)
+    # the term is reported next to train_loss, which stays the cross-entropy alone
+    assert all(r.extra["contrastive_loss"] > 0 for r in reports[0.5])
+    assert all("contrastive_loss" not in r.extra for r in reports[0.0])
+    assert reports[0.5][0].train_loss == pytest.approx(reports[0.0][0].train_loss, rel=1e-5)
     meta = json.loads((tmp_path / "s0.5" / "classifier.json").read_text())["recipe"]
     assert meta["name"] == "cached-bottom-warm-start+contrastive"
     assert (meta["contrastive"]["weight"], meta["contrastive"]["temperature"]) == (0.5, 0.1)
