@@ -107,6 +107,20 @@ def massive(data_root: Path, seed: int = 42) -> dict:
     return out
 
 
+def service_scores(predictor, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The pooled embeddings of ``texts`` and the scores the service returns for them: the
+    head's softmax, blended with the votes of the nearest training texts when the model has a
+    memory (the predictor's own ``_Memory``)."""
+    emb = embed(predictor, texts)[0]
+    head = predictor.heads[0]
+    w = head.weight.detach().numpy().astype(np.float64)
+    b = head.bias.detach().numpy().astype(np.float64)
+    probs = torch.softmax(torch.from_numpy(emb @ w.T + b), dim=-1)
+    if predictor.memory is not None:
+        probs = predictor.memory.blend(0, torch.from_numpy(emb).float(), probs.float()).double()
+    return emb, probs.numpy()
+
+
 def train_and_embed(d: dict, seed: int, cache: Path | None) -> dict:
     """Train the default encoder; embeddings and logits of every part (cached in ``cache``)."""
     if cache is not None and (cache / "arrays.npz").exists():
@@ -124,22 +138,12 @@ def train_and_embed(d: dict, seed: int, cache: Path | None) -> dict:
         )
         train_seconds = time.perf_counter() - t0
         predictor = trainer.load(Path(tmp))
-        head = predictor.heads[0]
-        w, b = head.weight.detach().numpy().astype(np.float64), head.bias.detach().numpy()
         arrays = {}
         t1 = time.perf_counter()
-        for name in ("train", "validation", "test"):
-            arrays[f"{name}_emb"] = embed(predictor, d[name][0])[0]
-        for name in ("oos_validation", "oos_test"):
-            arrays[f"{name}_emb"] = embed(predictor, d[name])[0]
+        for name in ("train", "validation", "test", "oos_validation", "oos_test"):
+            texts = d[name] if name.startswith("oos") else d[name][0]
+            arrays[f"{name}_emb"], arrays[f"{name}_probs"] = service_scores(predictor, texts)
         embed_seconds = time.perf_counter() - t1
-        for key in list(arrays):  # the scores the service returns, from the pooled embedding
-            logits = arrays[key] @ w.T + b
-            probs = torch.softmax(torch.from_numpy(logits), dim=-1)
-            if predictor.memory is not None:
-                pooled = torch.from_numpy(arrays[key]).float()
-                probs = predictor.memory.blend(0, pooled, probs.float()).double()
-            arrays[key.replace("_emb", "_probs")] = probs.numpy()
     meta = {
         "labels": labels,
         "train_seconds": round(train_seconds, 1),

@@ -35,7 +35,6 @@ sys.path.insert(0, str(HERE))
 
 import bench_oos  # noqa: E402  (sets the offline environment and sys.path)
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from memory_selection import official_validation  # noqa: E402
 from recipe_table import add_common_arguments  # noqa: E402
 
@@ -43,18 +42,6 @@ from helpers import ood  # noqa: E402
 
 RESULTS = HERE / "results" / "contrastive_selection.jsonl"
 PARTS = ("train", "validation", "official", "oos_validation")
-
-
-def scores(predictor, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The pooled embeddings and the service's probabilities (softmax blended with the votes)."""
-    emb = bench_oos.embed(predictor, texts)[0]
-    head = predictor.heads[0]
-    w = head.weight.detach().numpy().astype(np.float64)
-    b = head.bias.detach().numpy().astype(np.float64)
-    probs = torch.softmax(torch.from_numpy(emb @ w.T + b), dim=-1)
-    if predictor.memory is not None:
-        probs = predictor.memory.blend(0, torch.from_numpy(emb).float(), probs.float()).double()
-    return emb, probs.numpy()
 
 
 def one(d: dict, labels: list[str], weight: float, temperature: float, seed: int) -> dict:
@@ -73,7 +60,9 @@ def one(d: dict, labels: list[str], weight: float, temperature: float, seed: int
         predictor = trainer.load(Path(tmp))
         for part in PARTS:
             texts = d[part] if part.startswith("oos") else d[part][0]
-            arrays[f"{part}_emb"], arrays[f"{part}_probs"] = scores(predictor, texts)
+            arrays[f"{part}_emb"], arrays[f"{part}_probs"] = bench_oos.service_scores(
+                predictor, texts
+            )
     index = {label: i for i, label in enumerate(labels)}
     row = {"weight": weight, "temperature": temperature, "seed": seed}
     row["train_s"] = round(train_s, 1)
