@@ -49,8 +49,8 @@ pytestmark = pytest.mark.slow  # real training or kernels: `make test`, not test
 
 
 @pytest.fixture(scope="module")
-def notebooks(tmp_path_factory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("nbs")
+def notebooks(module_tmp) -> list[Path]:
+    folder = module_tmp("nbs")
     return [
         write_notebook(folder / "01_a.ipynb", *NOTEBOOK_A),
         write_notebook(folder / "02_b.ipynb", *NOTEBOOK_B),
@@ -58,9 +58,9 @@ def notebooks(tmp_path_factory) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def batch(notebooks, tmp_path_factory):
+def batch(notebooks, module_tmp):
     """A 2 x 2 grid run with the API, then rerun with the same command through the CLI."""
-    out = tmp_path_factory.mktemp("batch") / "out"
+    out = module_tmp("batch") / "out"
     first = run_batch(
         out,
         grid={"alpha": [1, 3], "beta": [0.5, 1.0]},

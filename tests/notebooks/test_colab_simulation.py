@@ -50,9 +50,9 @@ def install_cell_args(wheel: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory):
+def runtime(module_tmp):
     layer = colab.layer()
-    tmp = tmp_path_factory.mktemp("colab")
+    tmp = module_tmp("colab")
     wheels = tmp / "wheels"
     colab.run(
         [

@@ -70,8 +70,8 @@ def test_lesson_ends_with_exercises_and_solutions(name):
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    out = tmp_path_factory.mktemp("solutions")
+def executed(module_tmp):
+    out = module_tmp("solutions")
     work = out / "work"
     runs = {}
     with pytest.MonkeyPatch.context() as mp:

@@ -6,8 +6,8 @@ pytestmark = pytest.mark.slow  # real training or kernels: `make test`, not test
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory, massive_like):
-    out = tmp_path_factory.mktemp("nb")
+def executed(module_tmp, massive_like):
+    out = module_tmp("nb")
     work = out / "work"
     nb1 = run_notebook(
         "01_explore_data.ipynb", out, data_source=str(massive_like), work_dir=str(work)

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow  # real training or kernels: `make test`, not test
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, small_massive_like):
-    out = tmp_path_factory.mktemp("lessons")
+def run(module_tmp, small_massive_like):
+    out = module_tmp("lessons")
     work = out / "work"
     with mock.patch.dict(os.environ, FAKE_KEYS):
         books = [

@@ -12,8 +12,8 @@ from notebook_runner import run_notebook
 
 
 @pytest.fixture(scope="module")
-def lessons(tmp_path_factory, small_massive_like):
-    out = tmp_path_factory.mktemp("lessons_08_09")
+def lessons(module_tmp, small_massive_like):
+    out = module_tmp("lessons_08_09")
     work = out / "work"
     run_notebook(
         "01_explore_data.ipynb",

@@ -75,11 +75,9 @@ def live(tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def server(request, tmp_path_factory):
+def server(request, module_tmp):
     options = getattr(request.module, "SERVICE_OPTIONS", {})
-    service = InProcess(
-        tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]), **options
-    )
+    service = InProcess(module_tmp(request.module.__name__.rsplit(".", 1)[-1]), **options)
     yield service
     service.stop()
 

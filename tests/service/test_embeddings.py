@@ -25,8 +25,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("embeddings"), "--max-request-chars", "20000")
+def server(module_tmp):
+    server = Server(module_tmp("embeddings"), "--max-request-chars", "20000")
     yield server
     server.stop()
 
@@ -37,8 +37,8 @@ def client(server):
 
 
 @pytest.fixture(scope="module")
-def files(client, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("embedding_data")
+def files(client, module_tmp):
+    folder = module_tmp("embedding_data")
     return (
         upload(client, write_jsonl(folder / "train.jsonl", intent_rows(60))),
         upload(client, write_jsonl(folder / "valid.jsonl", intent_rows(12, seed=1))),

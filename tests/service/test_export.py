@@ -33,9 +33,9 @@ CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": str(Path.home())}  # no
 
 
 @pytest.fixture(scope="module")
-def factory(tmp_path_factory):
+def factory(module_tmp):
     """A service (fp32 inference) with a finished encoder model and a finished TF-IDF model."""
-    work = tmp_path_factory.mktemp("export")
+    work = module_tmp("export")
     splits = data.load_splits(data.SAMPLE)
     for name in ("train", "validation"):  # the whole sample: the model lesson 9 exports
         formatting.dataset_to_jsonl(getattr(splits, name), work / f"{name}.jsonl")

@@ -11,8 +11,8 @@ SERVICE_OPTIONS = {"max_upload_mb": 0.25}
 
 
 @pytest.fixture(scope="module")
-def trained(client, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("api_data")
+def trained(client, module_tmp):
+    folder = module_tmp("api_data")
     train_id = upload(client, write_jsonl(folder / "train.jsonl", intent_rows(60)))
     return train(client, train_id)
 

@@ -27,8 +27,8 @@ FT_ID = re.compile(r"^ft:classifier:(?P<base>[a-z0-9-]+):[0-9a-f]{8}:\d{8}:(?P<j
 
 
 @pytest.fixture(scope="module")
-def files(client, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("jobs_data")
+def files(client, module_tmp):
+    folder = module_tmp("jobs_data")
     train_id = upload(client, write_jsonl(folder / "train.jsonl", intent_rows(90)))
     valid_id = upload(client, write_jsonl(folder / "valid.jsonl", intent_rows(15, seed=1)))
     return train_id, valid_id

@@ -57,8 +57,8 @@ SAME = [
 
 
 @pytest.fixture(scope="module")
-def notebooks(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("nbs")
+def notebooks(module_tmp) -> str:
+    folder = module_tmp("nbs")
     paths = [
         write_notebook(folder / "01_a.ipynb", *NOTEBOOK_A),
         write_notebook(folder / "02_b.ipynb", *NOTEBOOK_B),

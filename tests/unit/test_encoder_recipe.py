@@ -156,8 +156,8 @@ def _reference_votes(query, vectors, labels, n_labels, k, temperature):
 
 
 @pytest.fixture(scope="module")
-def memory_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("memory")
+def memory_model(module_tmp):
+    out = module_tmp("memory")
     trainer = EncoderTrainer(device="cpu", trainable_layers=1, memory_k=4)
     trainer.train(
         DATA, None, [TARGET], TrainConfig(3, 1e-4, 0.01, 0.0, seed=2), out, lambda r: None

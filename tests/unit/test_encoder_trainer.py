@@ -108,8 +108,8 @@ def trainer() -> EncoderTrainer:
 
 
 @pytest.fixture(scope="module")
-def single_model(trainer, tmp_path_factory) -> tuple[Path, list[StepReport]]:
-    out = tmp_path_factory.mktemp("single")
+def single_model(trainer, module_tmp) -> tuple[Path, list[StepReport]]:
+    out = module_tmp("single")
     reports: list[StepReport] = []
     data = _intent_data()
     trainer.train(data, data[::3], [INTENT], CONFIG, out, reports.append)
@@ -117,8 +117,8 @@ def single_model(trainer, tmp_path_factory) -> tuple[Path, list[StepReport]]:
 
 
 @pytest.fixture(scope="module")
-def multi_model(trainer, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("multi")
+def multi_model(trainer, module_tmp) -> Path:
+    out = module_tmp("multi")
     data = _multi_data()
     trainer.train(data, data[::4], [INTENT, TOPIC], CONFIG, out, lambda r: None)
     return out
