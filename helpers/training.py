@@ -11,15 +11,12 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import get_args
 
 from tqdm.std import tqdm
 
-from helpers.factory.schemas import JobStatus
+from helpers.factory.job_states import FAILURES, STATUSES
 from helpers.fileio import write_json  # noqa: F401  (lessons call training.write_json)
 
-STATUSES: tuple[str, ...] = get_args(JobStatus)  # the wire contract's job statuses
-FAILURES = ("FAILED_VALIDATION", "FAILED", "CANCELLED")
 MISTRAL_URL = "https://api.mistral.ai"
 
 

@@ -1,26 +1,17 @@
-"""The fine-tuning job life cycle: which status moves are allowed, and who makes them.
+"""The request side of a job's life cycle: create (with its checks), start and cancel.
 
-::
-
-    QUEUED --(worker)--> VALIDATING --> VALIDATED --(start)--> QUEUED* --> RUNNING --> SUCCESS
-                                   \\-> FAILED_VALIDATION                          \\-> FAILED
-    cancel: QUEUED, VALIDATING, VALIDATED, QUEUED* -> CANCELLED;
-            RUNNING -> CANCELLATION_REQUESTED -> CANCELLED (the trainer stops at its next step)
-
-``QUEUED*`` is a job queued for training (``started`` is set by ``start`` or ``auto_start``).
-:class:`Jobs` holds the request-side rules (create, start, cancel); the :class:`~.worker.Worker`
-makes the background moves; :meth:`~.store.Store.transition` refuses any move not listed in
-:data:`TRANSITIONS`; :func:`recover` repairs what a stopped process left behind.
+The statuses and the moves between them are in :mod:`.job_states`; the
+:class:`~.worker.Worker` makes the background moves; :func:`.recovery.recover` repairs what a
+stopped process left behind.
 """
 
 from __future__ import annotations
 
-import logging
-import shutil
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .errors import NO_JOB, conflict, invalid, not_found
+from .integrations import integration_records
+from .job_states import TERMINAL
 
 if TYPE_CHECKING:
     from .limits import Limits
@@ -29,26 +20,7 @@ if TYPE_CHECKING:
     from .trainers import Registry
     from .worker import Worker
 
-log = logging.getLogger(__name__)
-
-TERMINAL = frozenset({"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"})
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "QUEUED": frozenset({"VALIDATING", "RUNNING", "CANCELLED", "FAILED"}),
-    "VALIDATING": frozenset({"VALIDATED", "FAILED_VALIDATION", "CANCELLED", "QUEUED", "FAILED"}),
-    "VALIDATED": frozenset({"QUEUED", "CANCELLED"}),
-    "RUNNING": frozenset({"SUCCESS", "FAILED", "CANCELLATION_REQUESTED", "CANCELLED"}),
-    "CANCELLATION_REQUESTED": frozenset({"CANCELLED", "FAILED"}),
-    **{status: frozenset() for status in TERMINAL},
-}
-INTERRUPTED = "interrupted: the service restarted while this job was running"
-REQUEUED = "requeued: the service restarted before this job's validation finished"
 CANCEL_RETRIES = 5  # the worker may move the job between our read and our write
-
-
-def check_transition(from_statuses: Iterable[str], to_status: str) -> None:
-    for status in from_statuses:
-        if to_status not in TRANSITIONS.get(status, frozenset()):
-            raise ValueError(f"a job cannot move from {status} to {to_status}")
 
 
 def refusal(model: str, available: list[str]) -> str:
@@ -110,18 +82,7 @@ class Jobs:
             for file_id in ids:
                 if self.store.get_file(file_id) is None:
                     raise not_found(f"{kind} file {file_id} does not exist.")
-        integrations = None
-        if body.integrations:
-            integrations = [
-                {
-                    "type": "wandb",
-                    "project": i.project,
-                    "name": i.name,
-                    "run_name": i.run_name,
-                    "url": None,
-                }
-                for i in body.integrations
-            ]
+        integrations = integration_records(body.integrations)
         job = self.store.create_job(
             {
                 "model": self.registry.canonical(body.model),
@@ -166,24 +127,3 @@ class Jobs:
                     self.worker.forget_secret(job_id)
                 break
         return self.get(job_id)
-
-
-def recover(store: Store) -> None:
-    """Repair what a process that stopped (or was killed) left half-done.
-
-    Training that was interrupted is FAILED (CANCELLED if a cancel was pending) and its partial
-    model removed; a validation that was interrupted goes back to the queue.
-    Jobs queued for training that never started stay queued.
-    """
-    for job in store.jobs_with_status(["RUNNING", "CANCELLATION_REQUESTED"]):
-        to = "CANCELLED" if job.status == "CANCELLATION_REQUESTED" else "FAILED"
-        if store.transition(job.id, [job.status], to, event={"error": INTERRUPTED}):
-            log.warning("job %s was %s when the service stopped: %s", job.id, job.status, to)
-            shutil.rmtree(store.models_dir / job.id, ignore_errors=True)
-    for job in store.jobs_with_status(["VALIDATING"]):
-        if store.transition(job.id, ["VALIDATING"], "QUEUED", event={"info": REQUEUED}):
-            log.warning("job %s was being validated when the service stopped: queued again", job.id)
-    for tmp in store.models_dir.glob(".tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
-    for partial in store.remove_stale_partials():
-        log.warning("removed %s, an upload interrupted when its service stopped", partial.name)

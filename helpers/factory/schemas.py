@@ -12,23 +12,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .job_states import JobStatus
+
 MAX_CLASSIFY_INPUTS = 10_000
 MAX_PAGE = 10**9  # page * page_size must fit SQLite's 64-bit integers
 MAX_NAME = 256  # model ids, file ids, target and label names, W&B names
 Name = Annotated[str, Field(max_length=MAX_NAME)]
-
-JobStatus = Literal[
-    "QUEUED",
-    "STARTED",
-    "VALIDATING",
-    "VALIDATED",
-    "RUNNING",
-    "FAILED_VALIDATION",
-    "FAILED",
-    "SUCCESS",
-    "CANCELLED",
-    "CANCELLATION_REQUESTED",
-]
 
 
 class _In(BaseModel):

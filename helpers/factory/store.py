@@ -3,7 +3,7 @@
 Every request reads from SQLite, so several service processes (a restarted kernel, a second
 ``serve``) pointing at the same data directory see the same files, jobs and models. Status
 changes are compare-and-set (:meth:`Store.transition`), which makes races between a cancel and
-the worker harmless; which moves are allowed is decided in :mod:`.lifecycle`. Reads return typed,
+the worker harmless; which moves are allowed is decided in :mod:`.job_states`. Reads return typed,
 immutable rows (:class:`FileRow`, :class:`JobRow`, :class:`ModelRow`, ...).
 """
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .job_states import IN_TRAINING, check_transition
 from .launcher import pid_alive
-from .lifecycle import check_transition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -278,7 +278,7 @@ class Store:
                     "missing (it answers 410 until deleted)"
                 )
         known = {self.model_dir(m).name for m in models}
-        known |= {j.id for j in self.jobs_with_status(["RUNNING", "CANCELLATION_REQUESTED"])}
+        known |= {j.id for j in self.jobs_with_status(IN_TRAINING)}
         for folder in sorted(self.models_dir.iterdir()):
             if folder.name[0] != "." and folder.name not in known:
                 warnings.append(
@@ -497,7 +497,7 @@ class Store:
 
         Writes the status-updated event (``{"status": ..., **event}``), ``fields`` and
         ``extra_statements`` in the same transaction. Returns False when the job was elsewhere.
-        Moves the life cycle does not allow (:data:`lifecycle.TRANSITIONS`) raise ValueError.
+        Moves the life cycle does not allow (:data:`.job_states.TRANSITIONS`) raise ValueError.
         """
         from_statuses = list(from_statuses)
         check_transition(from_statuses, to_status)

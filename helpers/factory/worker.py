@@ -3,17 +3,18 @@
 Only one process per data directory runs the worker: it holds ``worker.lock`` (``fcntl.flock``).
 Other processes serving the same directory keep trying to take the lock every few seconds; until
 then they only serve requests (and enqueue jobs in SQLite, which the lock owner polls). Whoever
-takes the lock first repairs what a previous process left half-done (:func:`.lifecycle.recover`).
-The status moves themselves follow :mod:`.lifecycle`.
+takes the lock first repairs what a previous process left half-done (:func:`.recovery.recover`).
+The status moves themselves follow :mod:`.job_states`; what a base model needs of the data is
+the trainer's :meth:`~.trainers.base.Trainer.check_data`; W&B is in :mod:`.integrations` and the
+step arithmetic in :mod:`.planning`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
-import math
 import os
-import re
 import shutil
 import threading
 import time
@@ -22,11 +23,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..formatting import read_examples, validate_training_files
-from .lifecycle import recover
+from . import integrations, planning, training_cache
+from .job_states import IN_TRAINING
 from .limits import Limits, available_memory_bytes, gib
+from .recovery import recover
 from .store import JobRow, Store
 from .trainers import Registry
-from .trainers.base import Cancelled, Example, StepReport, TargetSpec, TrainConfig
+from .trainers.base import (
+    Cancelled,
+    DataRefused,
+    Example,
+    StepReport,
+    TargetSpec,
+    TrainConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -214,22 +224,28 @@ class Worker:
         texts = [row["text"] for _, path in train_files for row in read_examples(path)]
         n_train = len(texts)
         warnings = [str(p) for p in report.warnings[:MAX_PROBLEMS]]
-        if job.model == "tfidf-logreg":
-            warnings += _tfidf_usable(train_files)
-            self._check_memory(job.model, _tfidf_memory(texts, targets))
+        try:
+            data = trainer.check_data(train_files, texts, sum(len(t["labels"]) for t in targets))
+        except DataRefused as exc:
+            raise ValidationFailed(str(exc)) from None
+        warnings += data.warnings
+        if data.memory_bytes is not None:
+            self._check_memory(job.model, data.memory_bytes, data.memory_how)
         data_tokens = sum(len(t.split()) for t in texts)
         hp = dict(job.hyperparameters)
-        batch = trainer.batch_size or n_train  # 0 = full batch
-        if hp.get("training_steps") is None:
-            hp["training_steps"] = max(1, math.ceil((hp.get("epochs") or 1.0) * n_train / batch))
-            if hp["training_steps"] > self.limits.max_training_steps:
-                raise ValidationFailed(
-                    f"epochs={hp.get('epochs')} means {hp['training_steps']} training steps on "
-                    f"{n_train} examples; this service runs at most "
-                    f"{self.limits.max_training_steps} (serve --max-training-steps)"
-                )
-        hp["epochs"] = round(hp["training_steps"] * batch / n_train, 4)
-        per_step = max(1, round(data_tokens / n_train * batch))
+        try:
+            plan = planning.plan_steps(
+                n_train,
+                trainer.batch_size,
+                data_tokens,
+                hp.get("training_steps"),
+                hp.get("epochs"),
+                self.limits.max_training_steps,
+            )
+        except planning.TooManySteps as exc:
+            raise ValidationFailed(str(exc)) from None
+        hp["training_steps"], hp["epochs"] = plan.training_steps, plan.epochs
+        per_step = plan.tokens_per_step
         config = TrainConfig(
             hp["training_steps"], hp["learning_rate"], hp["weight_decay"], hp["warmup_fraction"]
         )
@@ -246,18 +262,17 @@ class Worker:
         fields = {"classifier_targets": targets, "hyperparameters": hp, "metadata": metadata}
         return fields, warnings
 
-    def _check_memory(self, model: str, estimate: tuple[int, str] | None) -> None:
+    def _check_memory(self, model: str, need: int, how: str) -> None:
         available = available_memory_bytes()
-        if estimate is None or available is None:
+        if available is None:
             return
-        need, how = estimate
         allowed = available * self.limits.max_train_memory_fraction
         if need > allowed:
             raise ValidationFailed(
                 f"training {model} on this data needs about {gib(need)} of memory ({how}); "
                 f"this machine has {gib(available)} available and the service uses at most "
                 f"{self.limits.max_train_memory_fraction:.0%} of it: use fewer labels or "
-                "shorter texts, or a sentence-encoder base model"
+                "shorter texts, or another base model (GET /v1/models lists them)"
             )
 
     # -- training ----------------------------------------------------------------------------
@@ -273,13 +288,15 @@ class Worker:
         job_id = job.id
         api_key = self._secrets.pop(job_id, None)
         run = None
-        integrations = job.integrations
-        if integrations and api_key:
-            run = _wandb_run(job, api_key)
+        records = job.integrations
+        if records and api_key:
+            run = integrations.start_run(
+                job.id, job.model, job.hyperparameters, job.integrations[0], api_key
+            )
             if run is not None:
-                integrations = [{**integrations[0], "url": run.url}, *integrations[1:]]
-        if not self.store.transition(job_id, ["QUEUED"], "RUNNING", integrations=integrations):
-            _finish(run)
+                records = [{**records[0], "url": run.url}, *records[1:]]
+        if not self.store.transition(job_id, ["QUEUED"], "RUNNING", integrations=records):
+            integrations.finish(run)
             return
         log.info("job %s running (%s)", job_id, job.model)
         tmp = self.store.models_dir / f".tmp-{job_id}"
@@ -290,12 +307,30 @@ class Worker:
             trainer = self.registry.get(job.model)
             if trainer is None:
                 raise RuntimeError(f"base model {job.model} is not available on this machine")
+            cache, key = training_cache.from_env(), ""
+            if cache is not None:
+                key = cache.key(
+                    trainer,
+                    {**job.hyperparameters, "config": dataclasses.asdict(_config(job))},
+                    job.classifier_targets,
+                    [self.store.file_path(f) for f in job.training_files],
+                    [self.store.file_path(f) for f in job.validation_files or []],
+                )
+                cached = cache.restore(key, tmp)
+                if cached is not None:
+                    for report in cached:
+                        progress(report)
+                    progress.finish()
+                    self._publish(job, tmp, progress, info=training_cache.HIT_INFO)
+                    return
             train, valid, targets, config = self._training_inputs(job)
             trainer.train(train, valid, targets, config, tmp, progress, progress.check_cancelled)
             progress.finish()
+            if cache is not None:
+                cache.store(key, tmp, progress.reports)
         except Cancelled:
             shutil.rmtree(tmp, ignore_errors=True)
-            self.store.transition(job_id, ["CANCELLATION_REQUESTED", "RUNNING"], "CANCELLED")
+            self.store.transition(job_id, IN_TRAINING, "CANCELLED")
             log.info("job %s cancelled", job_id)
             return
         except Exception as exc:
@@ -303,13 +338,13 @@ class Worker:
             shutil.rmtree(tmp, ignore_errors=True)
             self.store.transition(
                 job_id,
-                ["RUNNING", "CANCELLATION_REQUESTED"],
+                IN_TRAINING,
                 "FAILED",
                 event={"error": f"training failed: {type(exc).__name__}: {exc}"},
             )
             return
         finally:
-            _finish(run)
+            integrations.finish(run)
         self._publish(job, tmp, progress)
 
     def _training_inputs(self, job: JobRow):
@@ -320,21 +355,16 @@ class Worker:
                 for row in read_examples(self.store.file_path(file_id))
             ]
 
-        hp = job.hyperparameters
         targets = [
             TargetSpec(t["name"], list(t["labels"]), t["loss_function"] == "multi_class")
             for t in job.classifier_targets
         ]
-        config = TrainConfig(
-            training_steps=hp["training_steps"],
-            learning_rate=hp["learning_rate"],
-            weight_decay=hp["weight_decay"],
-            warmup_fraction=hp["warmup_fraction"],
-        )
         valid = examples(job.validation_files) if job.validation_files else None
-        return examples(job.training_files), valid, targets, config
+        return examples(job.training_files), valid, targets, _config(job)
 
-    def _publish(self, job: JobRow, tmp: Path, progress: _Progress) -> None:
+    def _publish(
+        self, job: JobRow, tmp: Path, progress: _Progress, info: str | None = None
+    ) -> None:
         """Move the trained model into place and mark the job SUCCESS (unless cancelled)."""
         job_id = job.id
         final = self.store.models_dir / job_id
@@ -355,6 +385,7 @@ class Worker:
             job_id,
             ["RUNNING"],
             "SUCCESS",
+            event={"info": info} if info else None,
             fine_tuned_model=ft_id,
             trained_tokens=per_step * steps,
             extra_statements=[self.store.model_insert_sql(record)],
@@ -366,48 +397,15 @@ class Worker:
         self.store.transition(job_id, ["CANCELLATION_REQUESTED"], "CANCELLED")
 
 
-_WORD = re.compile(r"(?u)\b\w\w+\b")  # the TF-IDF word tokenizer's pattern
-TFIDF_BYTES_PER_WEIGHT = 4 * 20  # float32 weights, gradient and 7 L-BFGS pairs, with slack
-
-
-def _tfidf_usable(files: list[tuple[str, Path]]) -> list[str]:
-    """Warnings for lines with no word TF-IDF can use; ValidationFailed when no line has one."""
-    lines, total = [], 0
-    for name, path in files:
-        for number, row in enumerate(read_examples(path), start=1):
-            total += 1
-            if not _WORD.search(row["text"]):
-                lines.append(f"{name}, line {number}")
-    if lines and len(lines) == total:
-        raise ValidationFailed(
-            "no training text has a word of two letters or digits, which tfidf-logreg needs "
-            f"(e.g. {lines[0]}); use a sentence-encoder base model for such texts"
-        )
-    if not lines:
-        return []
-    more = f" and {len(lines) - 3} more" if len(lines) > 3 else ""
-    return [
-        f"{', '.join(lines[:3])}{more}: no word of two letters or digits; tfidf-logreg "
-        "sees only its characters"
-    ]
-
-
-def _tfidf_memory(texts: list[str], targets: list[dict]) -> tuple[int, str]:
-    """Estimated peak training memory of tfidf-logreg: features x labels x bytes per weight."""
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    features = 0
-    for options in (
-        {"analyzer": "word", "ngram_range": (1, 2)},
-        {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2},
-    ):
-        try:
-            features += len(CountVectorizer(**options).fit(texts).vocabulary_)
-        except ValueError:  # no terms at all
-            pass
-    labels = sum(len(t["labels"]) for t in targets)
-    need = features * labels * TFIDF_BYTES_PER_WEIGHT + len(texts) * labels * 4 * 4
-    return need, f"{features:,} features x {labels:,} labels x {TFIDF_BYTES_PER_WEIGHT} bytes"
+def _config(job: JobRow) -> TrainConfig:
+    """What the trainer gets of the job's hyperparameters (the seed is the trainers' 0)."""
+    hp = job.hyperparameters
+    return TrainConfig(
+        training_steps=hp["training_steps"],
+        learning_rate=hp["learning_rate"],
+        weight_decay=hp["weight_decay"],
+        warmup_fraction=hp["warmup_fraction"],
+    )
 
 
 def _problems(problems: list, limit: int = MAX_PROBLEMS) -> str:
@@ -432,24 +430,22 @@ class _Progress:
         self.run = run
         self.has_validation = has_validation
         self.last: StepReport | None = None
+        self.reports: list[StepReport] = []
         self._saved = False
         self._checked = 0.0
 
     def __call__(self, report: StepReport) -> None:
         self.last = report
+        self.reports.append(report)
         self._saved = False
-        every = max(1, round(report.total_steps * CHECKPOINT_FRACTION))
+        every = planning.every(report.total_steps, CHECKPOINT_FRACTION)
         if report.valid_loss is not None or (not self.has_validation and report.step % every == 0):
             self._save(report)
         if self.run is not None:
             metrics: dict[str, float | None] = {"train_loss": report.train_loss}
             if report.valid_loss is not None:
                 metrics.update(valid_loss=report.valid_loss, valid_accuracy=report.valid_accuracy)
-            try:
-                self.run.log(metrics, step=report.step)
-            except Exception as exc:  # W&B trouble must not fail the job
-                log.warning("W&B logging failed: %s", type(exc).__name__)
-                self.run = None
+            self.run = integrations.log_metrics(self.run, metrics, report.step)
         self.check_cancelled()
 
     def check_cancelled(self) -> None:
@@ -472,31 +468,3 @@ class _Progress:
             metrics["valid_mean_token_accuracy"] = float(report.valid_accuracy or 0.0)
         self.store.add_checkpoint(self.job_id, report.step, metrics)
         self._saved = True
-
-
-def _wandb_run(job: JobRow, api_key: str):
-    """A W&B run when ``wandb`` is importable; the key is passed in memory, never stored."""
-    try:
-        import wandb
-    except ImportError:
-        return None
-    integration = (job.integrations or [{}])[0]
-    try:
-        return wandb.init(
-            project=integration["project"],
-            name=integration.get("run_name") or integration.get("name"),
-            config={"job_id": job.id, "model": job.model, **job.hyperparameters},
-            settings=wandb.Settings(api_key=api_key),
-            reinit=True,
-        )
-    except Exception as exc:
-        log.warning("W&B run for job %s not started: %s", job.id, type(exc).__name__)
-        return None
-
-
-def _finish(run) -> None:
-    if run is not None:
-        try:
-            run.finish()
-        except Exception as exc:
-            log.warning("W&B finish failed: %s", type(exc).__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from inproc import jsonl, rows, train, upload, wait
 
-from helpers.factory.lifecycle import TRANSITIONS, check_transition
+from helpers.factory.job_states import TRANSITIONS, check_transition
 from helpers.factory.store import FileRow, JobRow, ModelRow, Store
 
 

@@ -58,6 +58,19 @@ class StepReport:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+class DataRefused(Exception):
+    """A trainer cannot train on this data; the message says why and where (file, line)."""
+
+
+@dataclass
+class DataCheck:
+    """What a trainer found in a job's training data before training (see ``check_data``)."""
+
+    warnings: list[str] = field(default_factory=list)
+    memory_bytes: int | None = None  # estimated peak training memory, when it grows with data
+    memory_how: str = ""  # how the estimate was made, for the refusal message
+
+
 class Cancelled(Exception):
     """Raised by the progress callback when the job was cancelled; trainers let it propagate."""
 
@@ -113,6 +126,17 @@ class Trainer(Protocol):
         Call ``on_step`` after every optimizer step (it may raise :class:`Cancelled`), and
         ``check_cancelled`` every second or so of the work before the first step; report
         validation loss and accuracy at least on the final step when ``valid`` is given.
+        """
+
+    def check_data(
+        self, files: Sequence[tuple[str, Path]], texts: Sequence[str], n_labels: int
+    ) -> DataCheck:
+        """This trainer's own checks of a job's training data, at validation.
+
+        ``files`` are (name shown to the user, path) of the training files, ``texts`` their
+        utterances in order, ``n_labels`` the labels of all targets together. Raise
+        :class:`DataRefused` when the data cannot be trained on; return warnings and, where
+        training memory grows with the data, an estimate the service checks against its limit.
         """
 
     def load(self, model_dir: Path) -> Predictor:

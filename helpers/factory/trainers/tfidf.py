@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -29,9 +30,12 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from ...formatting import read_examples
 from .base import (
     MULTI_LABEL_THRESHOLD,
     CancelCheck,
+    DataCheck,
+    DataRefused,
     Example,
     ProgressCallback,
     StepReport,
@@ -45,6 +49,8 @@ _BLOCKS = {
     "word": {"analyzer": "word", "ngram_range": (1, 2), "min_df": 1},
     "char": {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2},
 }
+_WORD = re.compile(r"(?u)\b\w\w+\b")  # the word block's token pattern
+BYTES_PER_WEIGHT = 4 * 20  # float32 weights, gradient and 7 L-BFGS pairs, with slack
 
 
 class _Features:
@@ -249,6 +255,13 @@ class TfidfLogRegTrainer:
     def expected_seconds(self, n_train: int, config: TrainConfig) -> int:
         return max(1, math.ceil(1.0 + n_train * config.training_steps * 7e-6))
 
+    def check_data(
+        self, files: Sequence[tuple[str, Path]], texts: Sequence[str], n_labels: int
+    ) -> DataCheck:
+        """Lines with no word (warned; refused when no line has one) and the memory estimate:
+        features x labels x bytes per weight."""
+        return DataCheck(_wordless_lines(files), *_memory_estimate(texts, n_labels))
+
     def train(
         self,
         train: Sequence[Example],
@@ -347,3 +360,38 @@ class TfidfPredictor:
             for row, result in zip(scores.tolist(), results, strict=True):
                 result[target.name] = dict(zip(target.labels, row, strict=True))
         return results
+
+
+def _wordless_lines(files: Sequence[tuple[str, Path]]) -> list[str]:
+    """A warning naming the lines with no word the word block can use; DataRefused when no
+    line has one."""
+    lines, total = [], 0
+    for name, path in files:
+        for number, row in enumerate(read_examples(path), start=1):
+            total += 1
+            if not _WORD.search(row["text"]):
+                lines.append(f"{name}, line {number}")
+    if lines and len(lines) == total:
+        raise DataRefused(
+            "no training text has a word of two letters or digits, which tfidf-logreg needs "
+            f"(e.g. {lines[0]}); use a sentence-encoder base model for such texts"
+        )
+    if not lines:
+        return []
+    more = f" and {len(lines) - 3} more" if len(lines) > 3 else ""
+    return [
+        f"{', '.join(lines[:3])}{more}: no word of two letters or digits; tfidf-logreg "
+        "sees only its characters"
+    ]
+
+
+def _memory_estimate(texts: Sequence[str], n_labels: int) -> tuple[int, str]:
+    """Estimated peak training memory: features x labels x bytes per weight, plus scores."""
+    features = 0
+    for options in _BLOCKS.values():
+        try:
+            features += len(CountVectorizer(**options).fit(texts).vocabulary_)
+        except ValueError:  # no terms at all
+            pass
+    need = features * n_labels * BYTES_PER_WEIGHT + len(texts) * n_labels * 4 * 4
+    return need, f"{features:,} features x {n_labels:,} labels x {BYTES_PER_WEIGHT} bytes"

@@ -1,0 +1,130 @@
+"""A content-addressed cache of trained models: the same recipe, data and seed train once.
+
+Off unless ``FACTORY_TRAINING_CACHE`` names a folder (the test suite sets it for one run, so
+the lessons it executes several times share each model; a classroom re-running a lesson may set
+it too). The key is a SHA-256 of everything that decides the trained weights: the trainer's
+class, settings, device and source code, the job's hyperparameters (seed included) and targets,
+and the bytes of its training and validation files (not their names or ids). A hit copies the
+model folder (hard links where the file system allows) and replays the step reports the
+original training made, so the job's checkpoints and W&B metrics are that training's; the
+job's SUCCESS event says the model came from the cache.
+
+Entries are written to a temporary folder and renamed into place, so a reader never sees a
+half-written one; model files are never modified after training, which makes hard links safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .trainers.base import StepReport
+
+log = logging.getLogger(__name__)
+
+ENV = "FACTORY_TRAINING_CACHE"
+REPORTS = "reports.json"
+MODEL = "model"
+HIT_INFO = f"model restored from the training cache ({ENV}): same recipe, data and seed"
+_TRAINERS = Path(__file__).resolve().parent / "trainers"
+
+
+def from_env() -> TrainingCache | None:
+    folder = os.environ.get(ENV)
+    return TrainingCache(Path(folder)) if folder else None
+
+
+def _code_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(_TRAINERS.rglob("*.py")):
+        digest.update(path.relative_to(_TRAINERS).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def trainer_recipe(trainer: Any) -> dict:
+    """The trainer's class and its plain settings (numbers, strings, flags)."""
+    settings = {
+        name: value
+        for name, value in sorted(vars(trainer).items())
+        if not name.startswith("_") and isinstance(value, str | int | float | bool | type(None))
+    }
+    return {
+        "class": f"{type(trainer).__module__}.{type(trainer).__qualname__}",
+        "batch_size": trainer.batch_size,
+        "device": trainer.device,
+        "settings": settings,
+    }
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+class TrainingCache:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def key(
+        self,
+        trainer: Any,
+        hyperparameters: dict,
+        targets: list,
+        training_files: list[Path],
+        validation_files: list[Path],
+    ) -> str:
+        digest = hashlib.sha256()
+        head = {
+            "recipe": trainer_recipe(trainer),
+            "code": _code_digest(),
+            "hyperparameters": hyperparameters,
+            "targets": targets,
+            "files": [len(training_files), len(validation_files)],
+        }
+        digest.update(json.dumps(head, sort_keys=True, default=str).encode())
+        for path in [*training_files, *validation_files]:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            digest.update(b"\0end-of-file\0")
+        return digest.hexdigest()
+
+    def restore(self, key: str, out_dir: Path) -> list[StepReport] | None:
+        """Copy the cached model into ``out_dir`` (empty) and return its step reports."""
+        entry = self.folder / key
+        try:
+            reports = json.loads((entry / REPORTS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        shutil.rmtree(out_dir, ignore_errors=True)
+        shutil.copytree(entry / MODEL, out_dir, copy_function=_link_or_copy)
+        log.info("training cache hit %s", key[:12])
+        return [StepReport(**r) for r in reports]
+
+    def store(self, key: str, model_dir: Path, reports: list[StepReport]) -> None:
+        """Keep a copy of a finished training; trouble here never fails the job."""
+        entry = self.folder / key
+        if entry.exists():
+            return
+        tmp = self.folder / f".tmp-{key[:12]}-{uuid.uuid4().hex[:8]}"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(model_dir, tmp / MODEL, copy_function=_link_or_copy)
+            (tmp / REPORTS).write_text(
+                json.dumps([dataclasses.asdict(r) for r in reports]), encoding="utf-8"
+            )
+            os.replace(tmp, entry)
+        except OSError as exc:  # e.g. another process stored the same key first
+            log.warning("training cache: %s not stored: %s", key[:12], exc)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
