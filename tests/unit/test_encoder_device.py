@@ -52,13 +52,42 @@ def test_forcing_a_missing_device_names_it(monkeypatch):
         device.select_device("tpu")
 
 
-def test_mixed_precision_only_on_cuda(monkeypatch):
-    assert device.amp_dtype(torch.device("cpu")) is None
-    assert device.amp_dtype(torch.device("mps")) is None
+@pytest.mark.parametrize(
+    ("capability", "dtype", "scaled"),
+    [
+        ((7, 5), torch.float16, True),  # T4: bfloat16 would be emulated
+        ((8, 0), torch.bfloat16, False),  # A100
+        ((8, 9), torch.bfloat16, False),  # L4
+        ((9, 0), torch.bfloat16, False),  # H100
+    ],
+)
+def test_training_precision_follows_the_gpus_compute_capability(
+    monkeypatch, capability, dtype, scaled
+):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    # emulation counts as "supported" for this call on a T4: it must not decide
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert device.amp_dtype(torch.device("cuda")) is torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert device.amp_dtype(torch.device("cuda")) is torch.float16
+    cuda = torch.device("cuda")
+    assert device.amp_dtype(cuda) is dtype
+    assert isinstance(device.grad_scaler(cuda), torch.amp.GradScaler) is scaled
+    ctx = device.autocast(cuda)
+    assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == dtype
+
+
+def test_cpu_and_mps_train_and_serve_in_float32():
+    for name in ("cpu", "mps"):
+        assert device.amp_dtype(torch.device(name)) is None
+        assert device.grad_scaler(torch.device(name)) is None
+
+
+def test_serving_never_uses_autocast():
+    """The predictor's forward pass is float32 on every device: no autocast in its code."""
+    import inspect
+
+    from helpers.factory.trainers import encoder
+
+    source = inspect.getsource(encoder.EncoderPredictor)
+    assert "autocast(" not in source and "amp_dtype(" not in source
 
 
 def test_trainer_and_registry_report_the_device(monkeypatch):

@@ -2,10 +2,13 @@
 
 ``select_device("auto")`` (the service's default, ``--device auto``) picks the first of CUDA,
 MPS and CPU that torch reports as available; ``"cpu"``, ``"cuda"`` and ``"mps"`` force one (asking
-for a device that is not there is an error naming it). On CUDA the trainer and the predictor run
-the transformer under mixed precision (bfloat16 autocast where the GPU supports it, else float16
-with loss scaling); on CPU and MPS everything stays float32, so CPU results do not depend on the
-CPU's vector extensions (no bfloat16 path on CPU unless asked for explicitly).
+for a device that is not there is an error naming it). On CUDA the trainer runs the transformer
+under mixed precision: bfloat16 autocast where the GPU computes it natively (compute capability
+8.0 and up: A100, L4, H100, ...), else float16 with a gradient scaler (a T4 is 7.5: it would
+*emulate* bfloat16, slowly, and ``torch.cuda.is_bf16_supported()`` counts emulation). Serving
+(the predictor) stays float32 on every device, so a GPU-served score matches the exported ONNX
+model's within 1e-4 as on the CPU. On CPU and MPS everything stays float32, so CPU results do
+not depend on the CPU's vector extensions (no bfloat16 path on CPU unless asked for explicitly).
 """
 
 from __future__ import annotations
@@ -42,15 +45,25 @@ def select_device(requested: str | None = "auto") -> torch.device:
     return torch.device(name)
 
 
+NATIVE_BF16_CAPABILITY = (8, 0)  # Ampere and later compute bfloat16 natively
+
+
 def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast dtype used on ``device`` (None: plain float32)."""
+    """The training autocast dtype on ``device`` (None: plain float32): bfloat16 on GPUs of
+    compute capability 8.0 and up, float16 below (with :func:`grad_scaler`)."""
     if device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    capability = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if tuple(capability) >= NATIVE_BF16_CAPABILITY else torch.float16
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler | None:
+    """Loss scaling for float16 training (its small range would underflow gradients)."""
+    return torch.amp.GradScaler("cuda") if amp_dtype(device) == torch.float16 else None
 
 
 def autocast(device: torch.device) -> AbstractContextManager:
-    """Mixed precision on CUDA, nothing elsewhere."""
+    """Mixed precision for training on CUDA, nothing elsewhere."""
     dtype = amp_dtype(device)
     if dtype is None:
         return nullcontext()

@@ -118,9 +118,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import planning
 from .base import (
     MULTI_LABEL_THRESHOLD,
     CancelCheck,
+    DataCheck,
     Example,
     ProgressCallback,
     StepReport,
@@ -128,7 +130,7 @@ from .base import (
     TrainConfig,
     never_cancelled,
 )
-from .device import amp_dtype, autocast, num_threads, select_device
+from .device import amp_dtype, autocast, grad_scaler, num_threads, select_device
 from .models import DEFAULT_ENCODER, resolve_encoder, short_id
 
 log = logging.getLogger(__name__)
@@ -695,6 +697,13 @@ class EncoderTrainer:
             return False, f"the encoder {self.model_name} is not available offline on this machine"
         return True, ""
 
+    def check_data(
+        self, files: Sequence[tuple[str, Path]], texts: Sequence[str], n_labels: int
+    ) -> DataCheck:
+        """Nothing beyond the service's own checks: the encoder truncates long texts and its
+        memory is bounded by the frozen cache's budget, not by the data."""
+        return DataCheck()
+
     def expected_seconds(self, n_train: int, config: TrainConfig) -> int:
         # 2 idle CPU cores, short utterances: ~4 s start-up, ~2.5 ms per example for the frozen
         # pass and the warm start, ~0.035 s per trainable layer per step, the TF-IDF part
@@ -841,14 +850,10 @@ class EncoderTrainer:
         ]
         opt = torch.optim.AdamW(groups, lr=config.learning_rate)
         total = max(0, int(config.training_steps))
-        warm = int(round(max(0.0, config.warmup_fraction) * total))
-
-        def lr_factor(s: int) -> float:  # s = 0-based index of the step about to be taken
-            if s < warm:
-                return (s + 1) / warm
-            return max(0.0, (total - s) / max(1, total - warm))
-
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+        warm = planning.warmup_steps(total, config.warmup_fraction)
+        return opt, torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: planning.lr_factor(s, total, warm)
+        )
 
     def _logits(
         self, prep: _Prepared, heads: nn.ModuleList, inputs: _FrozenInputs, idx: Sequence[int]
@@ -900,9 +905,9 @@ class EncoderTrainer:
         """The optimisation loop; returns the last training loss."""
         tspec = _Targets(targets)
         opt, sched = self._optimizer(prep, heads, config)
-        scaler = torch.amp.GradScaler("cuda") if amp_dtype(self._device) == torch.float16 else None
+        scaler = grad_scaler(self._device)
         total = max(0, int(config.training_steps))
-        eval_every = max(1, int(round(total * EVAL_FRACTION)))
+        eval_every = planning.every(total, EVAL_FRACTION)
         self._train_mode(prep)
         last_loss = float("nan")
         for step, idx in enumerate(
@@ -936,7 +941,7 @@ class EncoderTrainer:
             if self.contrastive_weight:
                 extra["contrastive_loss"] = float(contrastive.detach())
             report = StepReport(step=step, total_steps=total, train_loss=last_loss, extra=extra)
-            if prep.valid is not None and (step % eval_every == 0 or step == total):
+            if prep.valid is not None and planning.is_evaluation_step(step, total, eval_every):
                 report.valid_loss, report.valid_accuracy = self._evaluate(prep, heads, tspec)
             on_step(report)
         prep.enc.eval()
@@ -1125,8 +1130,9 @@ class EncoderPredictor:
     CPU it runs in float32 by default, so scores are the same whatever the CPU's vector
     extensions; ``precision="bf16"`` (or env ``FACTORY_ENCODER_PRECISION=bf16``) casts the
     transformer layers to bfloat16 once at load — about 2.3-2.7x the throughput on CPUs with
-    native bfloat16 (AVX512-BF16/AMX), slower elsewhere, scores differ by ~1e-3. On CUDA the
-    transformer runs under autocast (bf16/fp16). Pooling, heads and the blend stay float32.
+    native bfloat16 (AVX512-BF16/AMX), slower elsewhere, scores differ by ~1e-3. On CUDA it runs
+    in float32 too (however it was trained), so served scores match an fp32 ONNX export within
+    1e-4 on every device (``device.py``). Pooling, heads and the blend stay float32.
     Loaded with :meth:`load`, a float32 CPU model runs its transformer through ONNX Runtime
     (``engine``; :mod:`.onnx_engine`): the same scores within ~1e-6, a single utterance ~3x faster;
     PyTorch's copy of the transformer's weights is then freed (``enc`` keeps the config only).
@@ -1260,8 +1266,7 @@ class EncoderPredictor:
                 out.append(self._onnx(input_ids, mask))
                 continue
             input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-            with autocast(self.device):
-                hidden = self.enc.bottom(input_ids, mask, len(self.enc.layers))
+            hidden = self.enc.bottom(input_ids, mask, len(self.enc.layers))  # float32 (device.py)
             out.append(self.enc.pool(hidden, mask))
         return order, out, sum(len(x) for x in ids)
 
