@@ -35,7 +35,7 @@ def out_of_scope_pool(
     frames = []
     for split in data_mod.SPLITS:
         try:
-            raw, _ = data_mod.load_raw(data_source, split)
+            raw, _ = data_mod.load_raw(data_source, split, lang)  # the hub: that config only
         except data_mod.DataSourceError:
             continue  # e.g. a folder without test.jsonl
         if "lang" in raw.columns:
@@ -73,24 +73,24 @@ def embed_all(
     retries: int = 5,
     backoff_seconds: float = 1.0,
 ) -> np.ndarray:
-    """``client.embeddings.create`` over all ``texts`` in batches (retrying 429/5xx): (n, dim)."""
-    import time
+    """``client.embeddings.create`` over all ``texts`` (retrying 429/5xx): an (n, dim) array in
+    the order of ``texts``; sent in batches of similar length, as ``classify_all`` does."""
+    from helpers.evaluation import length_sorted_batches, with_retries
 
-    from helpers.evaluation import _retryable
-
-    rows: list[list[float]] = []
-    for start in range(0, len(texts), batch_size):
-        batch = [str(t) for t in texts[start : start + batch_size]]
-        for attempt in range(retries + 1):
-            try:
-                response = client.embeddings.create(model=model, inputs=batch)
-                break
-            except Exception as error:
-                if attempt == retries or not _retryable(error):
-                    raise
-                time.sleep(backoff_seconds * 2**attempt)
-        rows += [d.embedding for d in sorted(response.data, key=lambda d: d.index)]
-    return np.asarray(rows, dtype=np.float64)
+    texts = [str(t) for t in texts]
+    out: np.ndarray | None = None
+    for idx in length_sorted_batches(texts, batch_size):
+        batch = [texts[i] for i in idx]
+        response = with_retries(
+            lambda batch=batch: client.embeddings.create(model=model, inputs=batch),
+            retries,
+            backoff_seconds,
+        )
+        rows = [d.embedding for d in sorted(response.data, key=lambda d: d.index)]
+        if out is None:
+            out = np.empty((len(texts), len(rows[0])), dtype=np.float64)
+        out[idx] = np.asarray(rows, dtype=np.float64)
+    return out if out is not None else np.empty((0, 0), dtype=np.float64)
 
 
 def score_matrix(scores: Sequence[dict], labels: Sequence[str], target: str = "intent"):

@@ -107,3 +107,36 @@ def test_a_repository_without_that_config_is_loaded_whole_and_filtered(
     splits = data.load_splits(data.HUB_ID, "en", min_samples=50, max_samples=100)
     rows, expected = cookbook(hub_repo, "en", 50, 100, 42)
     pd.testing.assert_frame_equal(splits.train, expected[0])
+
+
+@pytest.fixture
+def one_config_only(hub_repo, monkeypatch):
+    """Every ``load_dataset`` call on the hub path; the all-languages config fails the test."""
+    import datasets as datasets_module
+
+    calls = []
+    real = datasets_module.load_dataset
+
+    def guarded(path, name=None, **kwargs):
+        calls.append(name)
+        assert name in LANGS, f"the all-languages config was requested ({name=})"
+        return real(path, name, **kwargs)
+
+    monkeypatch.setattr(datasets_module, "load_dataset", guarded)
+    return calls
+
+
+def test_every_hub_read_asks_for_one_language(one_config_only):
+    """Lesson 1's splits and lesson 7's out-of-scope pool (three splits) read ``en`` only."""
+    from helpers import ood
+
+    splits = data.load_splits(data.HUB_ID, "en", min_samples=50, max_samples=100)
+    pool = ood.out_of_scope_pool(data.HUB_ID, "en", splits.labels(), splits.train["text"])
+    assert one_config_only and set(one_config_only) == {"en"}
+    assert len(one_config_only) == 4  # train for the splits; train, validation, test for the pool
+    assert len(pool) and set(pool["label_text"]).isdisjoint(splits.labels())
+
+
+def test_the_guard_catches_an_all_languages_read(one_config_only):
+    with pytest.raises(AssertionError, match="all-languages config"):
+        data._download(data.HUB_REPO, "train", None)
