@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -42,6 +43,23 @@ def write_mteb_folder(folder: Path, counts: dict[str, int], langs=("en", "fr"), 
             for row in rows:
                 f.write(json.dumps(row) + "\n")
     return folder
+
+
+@pytest.fixture(scope="session")
+def training_cache(tmp_path_factory):
+    """One content-addressed training cache for the run (``FACTORY_TRAINING_CACHE``), for the
+    tests that execute lessons: every service started after it — in a lesson's kernel or in
+    the Colab simulation's environment — trains a given recipe, data and seed once. Not for
+    the service tests, which cancel and interrupt trainings on purpose. Entries hard-link the
+    trained files, so they take almost no extra disk."""
+    if os.environ.get("FACTORY_TRAINING_CACHE"):  # the caller chose one (kept after the run)
+        yield Path(os.environ["FACTORY_TRAINING_CACHE"])
+        return
+    folder = tmp_path_factory.mktemp("training_cache")
+    os.environ["FACTORY_TRAINING_CACHE"] = str(folder)
+    yield folder
+    del os.environ["FACTORY_TRAINING_CACHE"]
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,18 @@ For the whole module: build the wheel; create a fresh virtual environment outsid
 on top of a cached layer holding Colab's preinstalled packages at Colab's versions
 (``tests/colab_runtime.py``); run the install cell's pip command in it; check that Colab's
 torch, numpy, pandas, ipykernel and ipython are untouched. Then, for each lesson separately:
-copy that one notebook into its own empty folder and execute it with papermill, offline, in a
-kernel of that environment (Colab's own ipykernel 6.17.1 and ipython 7.34.0), with an empty
-Hugging Face cache — as a learner gets it from the lesson's Colab badge.
+copy that one notebook into its own empty folder, append its "Try it yourself" solutions as
+code cells (a learner runs them in the same runtime, after the lesson), and execute it with
+papermill, offline, in a kernel of that environment (Colab's own ipykernel 6.17.1 and ipython
+7.34.0), with an empty Hugging Face cache and API keys in the environment — as a learner gets
+it from the lesson's Colab badge.
+
+Each lesson runs once, with small training (``SMALL``); every check of a lesson's standalone
+run reads that one execution: that it ran, that its solutions ran, what it wrote in its working
+folder (the job record, metrics, learning curve, export) and that no key appears anywhere.
+Lessons 04, 07 and 09 retrain lesson 03's model in ``pipeline.ensure``; the training cache
+(``FACTORY_TRAINING_CACHE``, set for the test session in ``tests/conftest.py``) makes that one
+training, shared with lesson 03's own run.
 """
 
 from __future__ import annotations
@@ -15,7 +24,6 @@ import ast
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -25,10 +33,23 @@ import colab_runtime as colab
 import nbformat
 import pytest
 from notebook_runner import outputs_text
+from test_exercise_solutions import solutions
+
+from helpers.notebook import read_results
 
 ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted(ROOT.glob("notebooks/[0-9][0-9]_*.ipynb"))
-SMALL = {"training_steps": 10}  # standalone-ness is the point here, not accuracy
+# standalone-ness is the point here, not accuracy
+SMALL = {"training_steps": 10}
+EXTRA = {
+    "03_train_classifier.ipynb": {"wandb_project": "intent-tests"},
+    "08_how_much_data.ipynb": {"curve_sizes": [8, 0], "curve_seeds": [1, 2]},
+    "09_take_it_home.ipynb": {"timed_utterances": 5},
+}
+FAKE_KEYS = {
+    "MISTRAL_API_KEY": "mk-TESTKEY-7f3a9c2e51d84b6fa0c3e9d1b2a4f6e8",
+    "WANDB_API_KEY": "wb0123456789abcdef0123456789abcdef012345",
+}
 TIMINGS: dict[str, float] = {}
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -138,24 +159,50 @@ def declared(notebook: Path) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name[:2])
-def test_lesson_runs_alone_from_its_badge(runtime, notebook, tmp_path):
-    folder = tmp_path / "content"  # Colab's working folder, with this lesson only
+def with_solutions(notebook: Path, out: Path) -> None:
+    """``notebook`` with its solutions appended as code cells ``run-<cell id>``."""
+    nb = nbformat.read(notebook, as_version=4)
+    for cell_id, code in solutions(nb):
+        cell = nbformat.v4.new_code_cell(code)
+        cell.id = f"run-{cell_id}"
+        nb.cells.append(cell)
+    nbformat.write(nb, out)
+
+
+@pytest.fixture(scope="module")
+def lessons(runtime, module_tmp, training_cache):
+    """``lessons(name)``: the lesson's standalone run (executed once, on first use):
+    ``{"returncode", "stderr", "nb", "folder", "seconds"}``."""
+    done: dict[str, dict] = {}
+
+    def run(name: str) -> dict:
+        if name not in done:
+            done[name] = run_alone(runtime, ROOT / "notebooks" / name, module_tmp(name[:2]))
+        return done[name]
+
+    return run
+
+
+def run_alone(runtime: dict, notebook: Path, tmp: Path) -> dict:
+    folder = tmp / "content"  # Colab's working folder, with this lesson only
     folder.mkdir()
-    shutil.copy(notebook, folder / notebook.name)
+    with_solutions(notebook, folder / notebook.name)
     env = {k: v for k, v in colab.clean_env().items() if not k.startswith(("JUPYTER", "HF_"))}
-    env |= {
+    env |= FAKE_KEYS | {
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
-        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HOME": str(tmp / "hf"),
         "JUPYTER_PATH": str(runtime["jupyter"]),
     }
+    wanted = SMALL | EXTRA.get(notebook.name, {})
+    names = declared(notebook)
+    assert set(EXTRA.get(notebook.name, {})) <= names, notebook.name
     parameters = [
         x
-        for name, value in SMALL.items()
-        if name in declared(notebook)
-        for x in ("-p", name, str(value))
+        for name, value in wanted.items()
+        if name in names
+        for x in ("-p", name, json.dumps(value) if isinstance(value, list) else str(value))
     ]
     start = time.monotonic()
     result = subprocess.run(
@@ -177,11 +224,97 @@ def test_lesson_runs_alone_from_its_badge(runtime, notebook, tmp_path):
         capture_output=True,
         text=True,
     )
-    TIMINGS[notebook.name] = time.monotonic() - start
-    print(f"\n{notebook.name}: standalone run {TIMINGS[notebook.name]:.0f} s")
-    assert result.returncode == 0, result.stderr[-4000:]
-    text = outputs_text(nbformat.read(folder / f"out_{notebook.name}", as_version=4))
+    seconds = time.monotonic() - start
+    TIMINGS[notebook.name] = seconds
+    print(f"\n{notebook.name}: standalone run {seconds:.0f} s")
+    out = folder / f"out_{notebook.name}"
+    nb = nbformat.read(out, as_version=4) if out.exists() else None
+    return {
+        "returncode": result.returncode,
+        "stderr": result.stderr,
+        "nb": nb,
+        "folder": folder,
+        "work": folder / "artifacts",
+        "seconds": seconds,
+    }
+
+
+@pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name[:2])
+def test_lesson_runs_alone_from_its_badge(lessons, notebook):
+    run = lessons(notebook.name)
+    assert run["returncode"] == 0, run["stderr"][-4000:]
+    text = outputs_text(run["nb"])
     if notebook.name[:2] in ("02", "03", "04"):
         assert re.search(r"pipeline: work_dir lacked .+ so it redid lesson\(s\) 01", text)
     if notebook.name.startswith("06"):
         assert "the hub is unreachable (offline mode: HF_HUB_OFFLINE is set)" in text
+
+
+@pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name[:2])
+def test_every_solution_runs_after_its_lesson(lessons, notebook):
+    run = lessons(notebook.name)
+    assert run["nb"] is not None, run["stderr"][-4000:]
+    ran = [c for c in run["nb"].cells if c.get("id", "").startswith("run-")]
+    assert len(ran) >= 2
+    for cell in ran:
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"{cell.id}: {errors[0]['ename']}: {errors[0]['evalue']}"
+        assert cell.execution_count is not None, f"{cell.id} did not run"
+
+
+def test_no_key_from_the_environment_appears_anywhere(lessons):
+    for notebook in LESSONS:
+        run = lessons(notebook.name)
+        for path in run["folder"].rglob("*"):
+            if path.is_file() and path.stat().st_size < 50_000_000:
+                data = path.read_bytes()
+                for key in FAKE_KEYS.values():
+                    assert key.encode() not in data, path
+
+
+def test_lesson_03_records_its_job_and_echoes_wandb_without_its_key(lessons):
+    run = lessons("03_train_classifier.ipynb")
+    job = json.loads((run["work"] / "job.json").read_text())
+    assert job["status"] == "SUCCESS"
+    assert job["base_model"] == "minilm-l6-v2"
+    assert job["hyperparameters"]["training_steps"] == SMALL["training_steps"]
+    assert job["train_seconds"] >= 0 and job["service"].startswith("http://127.0.0.1:")
+    assert job["fine_tuned_model"].startswith("ft:classifier:minilm-l6-v2:")
+    assert '"project": "intent-tests"' in outputs_text(run["nb"])
+
+
+def test_lesson_04_writes_the_metrics_its_results_cell_shows(lessons):
+    run = lessons("04_inference_evaluation.ipynb")
+    metrics = json.loads((run["work"] / "metrics.json").read_text())
+    assert {"accuracy", "macro_f1", "n_test", "model", "routing"} <= set(metrics)
+    assert metrics["n_test"] > 100 and 0 <= metrics["accuracy"] <= 1
+    assert set(metrics["comparison"]) == {"minilm-l6-v2", "tfidf-logreg"}
+    assert read_results(run["nb"]) == metrics  # record() shows what it writes
+
+
+def test_lesson_08_learning_curve_has_every_point(lessons):
+    run = lessons("08_how_much_data.ipynb")
+    results = json.loads((run["work"] / "learning_curve.json").read_text())
+    points = {(p["method"], p["examples_per_intent"]) for p in results["curve"]}
+    methods = ("TF-IDF", "frozen embeddings + LR", "fine-tuned encoder")
+    assert points == {(m, n) for m in methods for n in (8, 0)}
+    assert all(0 <= p["accuracy"] <= 1 and 0 <= p["macro_f1"] <= 1 for p in results["curve"])
+    assert set(results["spread_at_smallest"]) == set(methods)
+
+
+def test_lesson_09_exports_the_lesson_3_model(lessons):
+    run = lessons("09_take_it_home.ipynb")
+    work = run["work"]
+    results = json.loads((work / "export.json").read_text())
+    job = json.loads((work / "job.json").read_text())
+    assert results["model"] == job["fine_tuned_model"]
+    assert results["agreement_with_service"]["ONNX fp32"] == 1.0
+    assert results["fp32_max_difference_below_1e-4"] is True
+    assert results["agreement_with_service"]["ONNX int8"] >= 0.9
+    sizes = results["size_mb"]
+    assert sizes["ONNX int8"] < sizes["ONNX fp32"] / 2
+    for variant in ("fp32", "int8"):
+        folder = work / "export" / variant
+        assert {"model.onnx", "tokenizer.json", "labels.json", "predict.py", "README.md"} <= {
+            p.name for p in folder.iterdir()
+        }

@@ -89,6 +89,7 @@ def test_base_encoder_batch_is_mean_pooled_and_normalised(client):
     assert response.usage.prompt_tokens == response.usage.total_tokens > 4 * 3
 
 
+@pytest.mark.slow  # loads or trains an encoder
 def test_single_string_alias_and_determinism(client):
     one = vectors(client.embeddings.create(model="minilm-l6-v2", inputs=TEXTS[2]))
     alias = vectors(
@@ -100,6 +101,7 @@ def test_single_string_alias_and_determinism(client):
     np.testing.assert_allclose(one[0], batch[2], atol=1e-2)  # batch padding may differ (bf16)
 
 
+@pytest.mark.slow  # loads or trains an encoder
 def test_fine_tuned_encoder_embeddings_are_what_its_heads_read(client, server, encoder_job):
     from helpers.factory.trainers.encoder import EncoderPredictor
 

@@ -35,6 +35,7 @@ TARGET = TargetSpec("intent", sorted(TEXTS), False)
 PROBES = ["is it raining in berlin", "play the beatles", "wake me at 5"]
 
 
+@pytest.mark.slow  # trains or loads an encoder
 def test_blend_component_is_a_tfidf_model_and_the_rule_is_stated(tmp_path):
     trainer = EncoderTrainer(device="cpu", trainable_layers=1, blend_weight=0.4)
     trainer.train(
@@ -70,6 +71,7 @@ def encoder():
     return _Encoder(_pretrained_encoder(path)).eval(), _load_tokenizer(path)
 
 
+@pytest.mark.slow  # trains or loads an encoder
 def test_frozen_cache_modes_agree_and_stay_within_budget(encoder):
     enc, tok = encoder
     texts = [t for v in TEXTS.values() for t in v]
@@ -108,6 +110,7 @@ def _pad_ids(seqs, pad_id):
     return _pad(seqs, pad_id)
 
 
+@pytest.mark.slow  # trains or loads an encoder
 def test_per_layer_learning_rates(tmp_path):
     trainer = EncoderTrainer(
         device="cpu", trainable_layers=3, layer_lr_decay=0.5, head_lr_factor=10.0, blend_weight=0.0
@@ -165,6 +168,7 @@ def memory_model(module_tmp):
     return out
 
 
+@pytest.mark.slow  # trains or loads an encoder
 def test_memory_is_saved_with_its_rule_and_blends_as_stated(memory_model):
     meta = json.loads((memory_model / "classifier.json").read_text())
     spec = meta["memory"]
@@ -201,6 +205,7 @@ def test_memory_is_saved_with_its_rule_and_blends_as_stated(memory_model):
         ]
 
 
+@pytest.mark.slow  # trains or loads an encoder
 def test_memory_off_for_weight_zero_and_for_multi_label_targets(tmp_path):
     config = TrainConfig(2, 1e-4, 0.01, 0.0, seed=1)
     EncoderTrainer(device="cpu", trainable_layers=1, memory_weight=0.0).train(
@@ -269,6 +274,7 @@ def test_supervised_contrastive_loss_matches_its_definition():
     assert float(loss.detach()) == 0.0 and v.grad is not None
 
 
+@pytest.mark.slow  # trains or loads an encoder
 def test_contrastive_term_is_recorded_and_trains_single_label_targets_only(tmp_path):
     config = TrainConfig(3, 1e-4, 0.01, 0.0, seed=1)
 
@@ -325,6 +331,7 @@ def test_memory_parameters_are_checked(kwargs, match):
         EncoderTrainer(device="cpu", **kwargs)
 
 
+@pytest.mark.slow  # trains or loads an encoder
 def test_a_memory_that_does_not_match_its_model_is_a_clear_error(memory_model, tmp_path):
     import shutil
 
