@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: install run test test-fast notebooks sweep lint format typecheck clean
+.PHONY: install run test test-fast notebooks sweep lint format typecheck release clean
 
 install: $(STAMP)
 
@@ -69,6 +69,10 @@ format: $(STAMP)
 # Static types of the service package (settings in pyproject.toml, [tool.mypy]).
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# Tag v<version> (checks: clean tree, a CHANGELOG section, notebooks in sync) and build dist/.
+release: $(STAMP)
+	$(BIN)/python tools/release.py
 
 clean:
 	rm -rf artifacts
