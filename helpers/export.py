@@ -29,8 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from .factory.job_states import NOT_SUCCEEDED
+
 FORMAT = "exported-classifier/1"
 MANIFEST = "labels.json"
+MARKER = ".classifier-export"  # written by export_model: the model id and the files it wrote
 DEFAULT_DATA_DIR = "artifacts/factory"
 
 
@@ -90,18 +93,7 @@ def _find(store, folder: Path, model_id: str) -> tuple[dict, Path]:
                 job = next(
                     (
                         j
-                        for j in store.jobs_with_status(
-                            [
-                                "QUEUED",
-                                "VALIDATING",
-                                "VALIDATED",
-                                "RUNNING",
-                                "CANCELLATION_REQUESTED",
-                                "FAILED",
-                                "FAILED_VALIDATION",
-                                "CANCELLED",
-                            ]
-                        )
+                        for j in store.jobs_with_status(NOT_SUCCEEDED)
                         if _field(j, "id").startswith(prefix)
                     ),
                     None,
@@ -145,14 +137,14 @@ def export_model(
 
     ``data_dir`` is the service's data folder (lessons: ``{work_dir}/factory``; default
     ``artifacts/factory`` of this checkout). ``quantize=True`` stores int8 weights (encoder
-    models only). An existing ``out_dir`` is replaced only if it holds an earlier export.
+    models only). An existing ``out_dir`` is replaced only if it holds exactly an earlier
+    export (the ``.classifier-export`` marker lists every file in it); anything else is refused.
     """
+    out = _writable_out_dir(Path(out_dir).expanduser())
     model, model_dir = find_model(model_id, data_dir)
-    out = Path(out_dir).expanduser().resolve()
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise ExportError(f"{out} exists and is not an earlier export; choose an empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
+    _remove_abandoned(out.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out.parent))
     try:
         if (model_dir / "classifier.json").exists():
             manifest = _export_encoder(model_dir, tmp, quantize)
@@ -177,13 +169,64 @@ def export_model(
             PREDICT_ONNX if manifest["kind"] == "onnx" else PREDICT_TFIDF, encoding="utf-8"
         )
         (tmp / "README.md").write_text(_readme(manifest, tmp), encoding="utf-8")
+        files = sorted(p.name for p in tmp.iterdir()) + [MARKER]
+        (tmp / MARKER).write_text(
+            json.dumps({"model": model["id"], "files": files}, indent=1) + "\n", encoding="utf-8"
+        )
         if out.exists():
+            _writable_out_dir(out)  # checked again: it may have changed meanwhile
             shutil.rmtree(out)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _writable_out_dir(out: Path) -> Path:
+    """``out``, absolute, when an export may write there: it does not exist, is an empty
+    folder, or holds exactly an earlier export (its marker file lists every entry, all plain
+    files). Anything else is refused with the reason; nothing is deleted through a link."""
+    if out.is_symlink():
+        raise ExportError(f"{out} is a symbolic link; give the real folder (nothing was changed)")
+    out = out.absolute()
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise ExportError(f"{out} exists and is not a folder; choose an empty folder")
+    entries = {p.name: p for p in out.iterdir()}
+    if not entries:
+        return out
+    try:
+        marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
+        listed = set(marker["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ExportError(
+            f"{out} is not empty and is not an earlier export (no {MARKER} file written by "
+            "an export); choose an empty folder — nothing was changed"
+        ) from None
+    strangers = sorted(
+        name
+        for name, path in entries.items()
+        if name not in listed or path.is_symlink() or not path.is_file()
+    )
+    if strangers:
+        raise ExportError(
+            f"{out} holds an earlier export of {marker.get('model')!r} and also "
+            f"{', '.join(strangers[:5])}, which the export did not write; move them or choose "
+            "an empty folder — nothing was changed"
+        )
+    return out
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Temporary folders of exports whose process died (e.g. killed) before finishing."""
+    from .factory.launcher import pid_alive
+
+    for tmp in folder.glob(".export-*"):
+        pid = tmp.name.split("-")[1]
+        if tmp.is_dir() and not tmp.is_symlink() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _targets(meta_targets: list[dict]) -> list[dict]:
@@ -397,12 +440,27 @@ def _readme(manifest: dict, folder: Path) -> str:
             f"{manifest['max_length']} tokens, pads to the longest text of a batch)."
         )
         deps = "onnxruntime tokenizers numpy"
+        votes = any("votes" in t["scores"] for t in manifest["targets"])
+        reveals = (
+            "the sentence vector of every training utterance, with its label (the votes of the "
+            "nearest): anyone with this folder can tell which training utterances are close to a "
+            "text they choose, and vectors can leak part of their text. Do not share it where "
+            "the training data is private."
+            if votes
+            else "no training utterance: only the fine-tuned weights and the tokenizer."
+        )
     else:
         what = (
             "`vocab_*.json`, `idf_*.npy`: the TF-IDF vocabularies and idf weights (word "
             "1-2-grams, char_wb 2-5-grams); `head_*_W.npy`, `head_*_b.npy`: the linear heads."
         )
         deps = "numpy"
+        reveals = (
+            "the vocabularies: every word (and word pair) of the training data, and every "
+            "character 2-5-gram seen at least twice, in `vocab_*.json`. Names, numbers or other "
+            "private words in the training utterances can be read there: do not share the "
+            "folder where the training data is private."
+        )
     return f"""# Exported classifier `{manifest["model"]}`
 
 Exported from the local Classifier Factory (base model `{manifest["base_model"]}`). This folder
@@ -412,6 +470,10 @@ is self-contained ({size:.1f} MB): it needs neither the service nor PyTorch.
 - {what}
 - `{MANIFEST}`: the targets, their labels in output order, and how this folder was made.
 - `predict.py`: a small command-line classifier.
+- `{MARKER}`: written by the export, listing these files (a new export may replace them).
+
+## What it reveals about the training data
+It holds {reveals}
 
 ## Targets
 {targets}
@@ -594,7 +656,9 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", default=None, help=f"the service's data folder (default: {DEFAULT_DATA_DIR})"
     )
     parser.add_argument("model_id", help="fine-tuned model id (ft:classifier:...) or its job id")
-    parser.add_argument("out_dir", help="folder to write (replaced if it holds an earlier export)")
+    parser.add_argument(
+        "out_dir", help="an empty or new folder to write (or one holding an earlier export)"
+    )
     parser.add_argument(
         "--int8", action="store_true", help="store int8 weights (ONNX Runtime dynamic quantization)"
     )

@@ -14,7 +14,9 @@ from typing import BinaryIO
 from python_multipart import MultipartParser
 from python_multipart.multipart import MultipartState, parse_options_header
 
-MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELD_BYTES = 64 * 1024  # one form field's value (longer values are cut)
+MAX_FIELDS = 32  # form fields besides the file (the SDK sends one or two)
+MAX_FIELDS_BYTES = 256 * 1024  # all form fields' values together
 MAX_FILENAME_CHARS = 200
 
 
@@ -48,6 +50,9 @@ class UploadParser:
         self.size = 0
         self.lines = 0
         self.too_large = False
+        self.refused: str | None = None  # why the form (not the file) broke a limit
+        self._parts = 0
+        self._fields_bytes = 0
         self._last_byte = b""
         self._header_field = bytearray()
         self._header_value = bytearray()
@@ -61,6 +66,7 @@ class UploadParser:
                 "on_part_begin": self._part_begin,
                 "on_part_data": self._part_data,
                 "on_part_end": self._part_end,
+                # python-multipart bounds a part's header count and sizes itself
                 "on_header_field": lambda d, s, e: self._header_field.extend(d[s:e]),
                 "on_header_value": lambda d, s, e: self._header_value.extend(d[s:e]),
                 "on_header_end": self._header_end,
@@ -92,13 +98,21 @@ class UploadParser:
         self.close()
         self.dest.unlink(missing_ok=True)
 
+    def _refuse(self, why: str) -> None:
+        if self.refused is None:
+            self.refused = why
+
     def _part_begin(self) -> None:
         self._headers = {}
         self._name = None
         self._value = bytearray()
+        self._parts += 1
+        if self._parts > MAX_FIELDS + 1:
+            self._refuse(f"more than {MAX_FIELDS} form fields besides the file")
 
     def _header_end(self) -> None:
-        self._headers[self._header_field.decode("latin-1").lower()] = bytes(self._header_value)
+        if self.refused is None:
+            self._headers[self._header_field.decode("latin-1").lower()] = bytes(self._header_value)
         self._header_field.clear()
         self._header_value.clear()
 
@@ -115,8 +129,12 @@ class UploadParser:
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
         if self._out is None:
-            if self._name != "file" and len(self._value) < MAX_FIELD_BYTES:
-                self._value.extend(chunk[: MAX_FIELD_BYTES - len(self._value)])
+            if self._name != "file" and self.refused is None:
+                self._fields_bytes += len(chunk)
+                if self._fields_bytes > MAX_FIELDS_BYTES:
+                    self._refuse(f"the form fields exceed {MAX_FIELDS_BYTES // 1024} KB in all")
+                elif len(self._value) < MAX_FIELD_BYTES:
+                    self._value.extend(chunk[: MAX_FIELD_BYTES - len(self._value)])
             return
         self.size += len(chunk)
         if self.size > self.limit:
@@ -133,5 +151,6 @@ class UploadParser:
             self._out.flush()
             os.fsync(self._out.fileno())
             self.close()
-        elif self._name and self._name != "file":
+        elif self._name and self._name != "file" and self.refused is None:
             self.fields[self._name] = self._value.decode("utf-8", "replace")
+        self._value = bytearray()

@@ -144,7 +144,14 @@ def test_exported_model_reproduces_the_service(factory, runtime_python, tmp_path
     )
     manifest = json.loads((folder / "labels.json").read_text())
     assert manifest["model"] == factory["models"][base]
-    assert (folder / "README.md").exists()
+    readme = (folder / "README.md").read_text()
+    reveals = readme.split("## What it reveals about the training data", 1)[1].split("##")[0]
+    if base == "tfidf-logreg":
+        assert "every word" in reveals and "vocab_" in reveals
+    else:  # the default encoder keeps the votes of the nearest training texts
+        assert "sentence vector of every training utterance" in reveals
+    marker = json.loads((folder / ".classifier-export").read_text())
+    assert sorted(marker["files"]) == sorted(p.name for p in folder.iterdir())
     assert len((folder / "predict.py").read_text().splitlines()) <= 70
     exported = run_predict(runtime_python, folder, factory["texts"])
     diff, agreement = compare(factory["served"][base], exported)

@@ -46,3 +46,46 @@ def test_a_100_mb_upload_is_streamed_to_disk(tmp_path):
         assert after - before < 40, f"peak memory grew {after - before:.0f} MiB for 100 MiB"
     finally:
         stop_local_factory(data_dir)
+
+
+def multipart(fields: int, value_bytes: int, boundary: str = "b0undary") -> bytes:
+    """A form with ``fields`` extra fields of ``value_bytes`` each, then a small file."""
+    value = b"v" * value_bytes
+    parts = [
+        b'--%s\r\nContent-Disposition: form-data; name="f%d"\r\n\r\n%s\r\n'
+        % (boundary.encode(), i, value)
+        for i in range(fields)
+    ]
+    parts.append(
+        b'--%s\r\nContent-Disposition: form-data; name="file"; filename="t.jsonl"\r\n'
+        b"Content-Type: application/jsonl\r\n\r\n"
+        b'{"text": "hi", "labels": {"intent": "greet"}}\n\r\n--%s--\r\n'
+        % (boundary.encode(), boundary.encode())
+    )
+    return b"".join(parts)
+
+
+def test_30000_form_fields_are_refused_with_bounded_memory(tmp_path):
+    import httpx
+
+    data_dir = tmp_path / "factory"
+    url = start_local_factory(data_dir, device="cpu")
+    try:
+        pid = json.loads((data_dir / "server.json").read_text())["pid"]
+        Mistral(api_key="local", server_url=url).models.list()
+        before = peak_rss_mib(pid)
+        body = multipart(30_000, 1024)  # 31 MB of form fields
+        answer = httpx.post(
+            f"{url}/v1/files",
+            content=body,
+            headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+            timeout=120,
+        )
+        after = peak_rss_mib(pid)
+        assert answer.status_code == 413, answer.text
+        assert "more than 32 form fields" in answer.text
+        assert after - before < 40, f"peak memory grew {after - before:.0f} MiB"
+        print(f"30,000 fields ({len(body) / 2**20:.0f} MiB): peak RSS +{after - before:.1f} MiB")
+        assert not list((data_dir / "files").glob("*"))  # nothing kept
+    finally:
+        stop_local_factory(data_dir)

@@ -36,6 +36,11 @@ async def upload_file(request: Request, factory: FactoryDep):
     except Exception as exc:
         parser.discard()
         raise invalid(["body"], f"malformed multipart body: {exc}") from None
+    if parser.refused:
+        parser.discard()
+        raise too_large(
+            f"Form too large: {parser.refused}; send the file and at most a few fields."
+        )
     if parser.too_large:
         raise too_large(f"File too large: the limit is {limit / 1024 / 1024:g} MB per file.")
     if not parser.got_file:
