@@ -115,7 +115,14 @@ def split_values(text: str) -> list:
     try:
         return list(ast.literal_eval(f"[{text}]"))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return [parse_value(item) for item in text.split(",")]
+        values = [parse_value(item) for item in text.split(",")]
+    broken = [v for v in values if isinstance(v, str) and v[:1] in "[({'\""]
+    if broken:
+        raise BatchError(
+            f"{text!r}: {broken[0]!r} opens a list, tuple, dict or string that does not close "
+            "(write e.g. curve_sizes=[8,16],[32])"
+        )
+    return values
 
 
 def _assignments(texts: list[str], parse) -> dict:
@@ -537,7 +544,11 @@ def _dask_client(workers: int, cluster: str | None):
     # one point per worker at a time (no second point waiting inside a busy worker)
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
         local = distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",  # scheduler, workers and dashboard on this machine only
+            dashboard_address="127.0.0.1:0",
         )
     client = distributed.Client(local)
     client._batch_cluster = local  # closed with the client below
@@ -798,7 +809,12 @@ def main(argv=None) -> int:
     try:
         grid, fixed = _assignments(args.grid, split_values), _assignments(args.fixed, parse_value)
         df = run_batch(
-            args.out, grid, fixed, args.notebooks, workers=args.workers or 1, cluster=cluster
+            args.out,
+            grid,
+            fixed,
+            args.notebooks,
+            workers=1 if args.workers is None else args.workers,
+            cluster=cluster,
         )
     except BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -75,6 +75,27 @@ class Jobs:
             )
         if not body.training_files:
             raise invalid(["body", "training_files"], "At least one training file is required.", [])
+        for field, ids in (
+            ("training_files", [f.file_id for f in body.training_files]),
+            ("validation_files", body.validation_files or []),
+        ):
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+            if repeated:
+                raise invalid(
+                    ["body", field],
+                    f"file {repeated[0]} is listed {ids.count(repeated[0])} times; list each "
+                    "file once (repeat its lines in the file to give them more weight)",
+                    repeated[0],
+                )
+        names = [t.name for t in body.classifier_targets or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise invalid(
+                ["body", "classifier_targets"],
+                f"classifier target {twice[0]!r} is given {names.count(twice[0])} times; "
+                "give each target once",
+                twice[0],
+            )
         for kind, ids in (
             ("Training", [f.file_id for f in body.training_files]),
             ("Validation", body.validation_files or []),

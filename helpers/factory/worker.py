@@ -224,6 +224,8 @@ class Worker:
         texts = [row["text"] for _, path in train_files for row in read_examples(path)]
         n_train = len(texts)
         warnings = [str(p) for p in report.warnings[:MAX_PROBLEMS]]
+        if len(report.warnings) > MAX_PROBLEMS:
+            warnings.append(f"... and {len(report.warnings) - MAX_PROBLEMS} more warnings")
         try:
             data = trainer.check_data(train_files, texts, sum(len(t["labels"]) for t in targets))
         except DataRefused as exc:

@@ -566,3 +566,33 @@ def test_the_model_lives_on_the_batcher_thread(api):
 
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         Batcher(broken, model_dir)
+
+
+def test_more_than_20_warnings_say_how_many_more(api):
+    # 25 texts that repeat an earlier line with another label: 25 warnings
+    clashes = [{"text": r["text"], "labels": {"intent": "other"}} for r in rows(25)]
+    job = validated(api, jsonl(rows(30) + clashes))
+    assert job["status"] == "VALIDATED"
+    warnings = next(e["data"]["warnings"] for e in job["events"] if e["data"].get("warnings"))
+    assert len(warnings) == 21 and warnings[-1].startswith("... and ")
+    assert warnings[-1].endswith("more warnings")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"validation_files": ["V", "V"]}, "is listed 2 times"),
+        ({"training_files": [{"file_id": "T"}] * 100}, "is listed 100 times"),
+        (
+            {"classifier_targets": [{"name": "intent", "labels": []}] * 2},
+            "classifier target 'intent' is given 2 times",
+        ),
+    ],
+)
+def test_repeated_files_and_targets_are_refused(api, extra, message):
+    file_id = upload(api, jsonl(rows(30)))
+    body = json.loads(
+        json.dumps(extra).replace('"T"', f'"{file_id}"').replace('"V"', f'"{file_id}"')
+    )
+    response = create(api, file_id, **body)
+    assert response.status_code == 422 and message in response.text, response.text

@@ -95,6 +95,24 @@ def batch(*args: str, env: dict | None = None, prelude: str = "") -> subprocess.
     )
 
 
+@pytest.mark.slow  # a local Dask cluster
+def test_the_local_cluster_and_its_dashboard_listen_on_loopback_only():
+    from helpers.batch import _dask_client
+
+    client = _dask_client(2, None)
+    try:
+        assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+        assert client.dashboard_link.startswith("http://127.0.0.1:")
+        # the address the dashboard's sockets are bound to (":0" bound 0.0.0.0: every interface)
+        http = client._batch_cluster.scheduler.http_server
+        assert {sock.getsockname()[0] for sock in http._sockets.values()} == {"127.0.0.1"}
+        workers = client.scheduler_info()["workers"]
+        assert len(workers) == 2 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
+    finally:
+        client.close()
+        client._batch_cluster.close()
+
+
 @pytest.mark.slow  # a Dask cluster and notebook kernels
 def test_cluster_sweep_matches_a_serial_run(notebooks, scheduler, tmp_path):
     grid = ["--grid", "alpha=1,2", "--grid", "beta=0.5,1.0", "--notebooks", notebooks]
