@@ -19,9 +19,10 @@ step       files in ``work_dir``                                            writ
 ========== ================================================================ ==============
 
 Asking for a step ensures every step before it. Files that are there are reused as they are
-(lessons run in order recreate nothing). ``ensure`` prints exactly one line: what was missing,
-what it did and how long it took — or that everything was there. It returns the paths as an
-:class:`Inputs`.
+(lessons run in order recreate nothing). ``ensure`` prints one line: what was missing, what it
+did and how long it took — or that everything was there; when it has to train lesson 3's
+model again (minutes on a CPU), it says so first and shows the job's progress bar meanwhile, so
+a cell that trains never looks hung. It returns the paths as an :class:`Inputs`.
 
 Keyword parameters, with the lessons' defaults (a lesson passes the parameters it declares;
 the others keep these defaults, which ``tests/unit/test_pipeline.py`` checks against the
@@ -149,6 +150,11 @@ def ensure(
             formatting.dataset_to_jsonl(getattr(splits, name), work / f"{name}.jsonl")
         done.append("wrote the JSONL training files")
     if "model" in todo:
+        print(
+            f"pipeline: no trained model in work_dir: training lesson 03's ({base_model}, "
+            f"{training_steps} steps) on the local service; progress below",
+            flush=True,
+        )
         model = _train(work, base_model, training_steps, learning_rate, timeout_minutes)
         done.append(f"trained {model} ({base_model}, {training_steps} steps) on the local service")
     seconds = time.monotonic() - start
@@ -185,6 +191,7 @@ def _train(
         work / "validation.jsonl",
         {"training_steps": training_steps, "learning_rate": learning_rate},
         timeout=timeout_minutes * 60,
+        progress=True,
     )
     training.write_json(work / "job.json", training.job_record(job, service=service))
     return job.fine_tuned_model

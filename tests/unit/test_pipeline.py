@@ -133,8 +133,12 @@ def test_missing_model_is_trained_on_the_local_service_and_recorded_like_lesson_
             base_model="tfidf-logreg",
             training_steps=10,
         )
-        line = capsys.readouterr().out.strip()
+        out = capsys.readouterr().out
+        line = out.strip().splitlines()[-1]
         assert inputs.recreated == ("splits", "jsonl", "model")
+        # said before it trains, and a progress bar while it trains (nothing silent for minutes)
+        assert out.startswith("pipeline: no trained model in work_dir: training lesson 03's")
+        assert "SUCCESS: 100%" in out
         record = json.loads(inputs.job_file.read_text())
         assert record["status"] == "SUCCESS" and record["base_model"] == "tfidf-logreg"
         assert record["hyperparameters"]["training_steps"] == 10
