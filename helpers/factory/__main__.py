@@ -47,11 +47,22 @@ def _exit_with_parent(server: uvicorn.Server, pid: int) -> None:
         time.sleep(PARENT_POLL_SECONDS)
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """server.log; when it cannot be written (a full disk), one line on stderr instead of a
+    traceback per record — the records still reach stderr through the other handler."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            error = sys.exc_info()[1]
+            sys.stderr.write(f"cannot write {self.baseFilename}: {error}\n")
+
+
 def _configure_logging(data_dir: Path, level: str) -> None:
     formatter = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    to_file = logging.handlers.RotatingFileHandler(
-        data_dir / "server.log", maxBytes=LOG_BYTES, backupCount=3, encoding="utf-8"
-    )
+    to_file = _LogFile(data_dir / "server.log", maxBytes=LOG_BYTES, backupCount=3, encoding="utf-8")
     to_file.setFormatter(formatter)
     to_stderr = logging.StreamHandler(sys.stderr)
     to_stderr.setFormatter(formatter)

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
     from .deps import Settings
 
+from .disk import full_message, is_disk_full
+
 log = logging.getLogger(__name__)
 
 __all__ = ["LOOPBACK_HOSTS", "Guard", "host_name"]
@@ -101,6 +103,11 @@ class Guard:
                 body_error = state["refused"] or exc
                 if not state["started"]:
                     await _respond(send, body_error.status, body_error.detail, close=True)
+                return
+            if is_disk_full(exc):
+                log.error("disk full on %s %s: %s", scope["method"], scope["path"], exc)
+                if not state["started"]:
+                    await _respond(send, 507, full_message(self.settings.data_dir))
                 return
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if not state["started"]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .disk import is_disk_full
 from .job_states import IN_TRAINING, check_transition
 from .launcher import pid_alive
 
@@ -171,6 +173,15 @@ class StateError(Exception):
     """The data directory's state cannot be trusted; the message says what and how to recover."""
 
 
+def _full_at_start(data_dir: Path, exc: BaseException) -> str:
+    free = shutil.disk_usage(data_dir).free if data_dir.exists() else 0
+    return (
+        f"the device holding {data_dir} is full ({free / 2**20:.1f} MiB free; {exc}). The "
+        "service's state is not damaged: free some space on that device (or point --data-dir "
+        "at another one) and start again."
+    )
+
+
 DB_NAME = "factory.sqlite3"
 GENERATION_FILE = "state.gen"  # the last write count a service committed (see Store.check)
 
@@ -200,7 +211,12 @@ class Store:
                 "uploaded files or models). Restore the database file (and its -wal file) "
                 f"from a backup, or move {self.data_dir} aside to start with an empty service."
             )
-        os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))
+        try:
+            os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise StateError(_full_at_start(self.data_dir, exc)) from None
+            raise
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(
@@ -220,6 +236,8 @@ class Store:
             )
             self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0)")
         except sqlite3.DatabaseError as exc:
+            if is_disk_full(exc):
+                raise StateError(_full_at_start(self.data_dir, exc)) from None
             raise StateError(
                 f"{self.db_path} cannot be read as a SQLite database ({exc}). Restore it (and "
                 f"its -wal file) from a backup, or move {self.data_dir} aside to start with an "

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from ..deps import FactoryDep, FileDep
+from ..disk import is_disk_full
 from ..errors import NO_FILE, ApiError, invalid, not_found, too_large
 from ..schemas import MAX_PAGE, FileDeleted, FileList, FileOut, FileRetrieveOut
 from ..store import now
@@ -35,6 +36,8 @@ async def upload_file(request: Request, factory: FactoryDep):
         parser.finish()
     except Exception as exc:
         parser.discard()
+        if is_disk_full(exc):
+            raise  # the guard answers 507 naming the data folder
         raise invalid(["body"], f"malformed multipart body: {exc}") from None
     if parser.refused:
         parser.discard()
@@ -49,12 +52,22 @@ async def upload_file(request: Request, factory: FactoryDep):
             422,
             [{"type": "missing", "loc": ["body", "file"], "msg": "Field required", "input": None}],
         )
-    os.replace(partial, store.file_path(file_id))
+    try:
+        os.replace(partial, store.file_path(file_id))
+        record = _record(store, parser, file_id)
+    except BaseException:
+        parser.discard()
+        store.file_path(file_id).unlink(missing_ok=True)
+        raise
+    return asdict(record)
+
+
+def _record(store, parser: UploadParser, file_id: str):
     filename = parser.filename or "upload.jsonl"
     guessed = (
         "application/jsonl" if filename.endswith(".jsonl") else mimetypes.guess_type(filename)[0]
     )
-    record = store.add_file(
+    return store.add_file(
         {
             "id": file_id,
             "filename": filename,
@@ -68,7 +81,6 @@ async def upload_file(request: Request, factory: FactoryDep):
             "visibility": parser.fields.get("visibility") or "workspace",
         }
     )
-    return asdict(record)
 
 
 @router.get("/files", response_model=FileList)
