@@ -35,7 +35,9 @@ from .trainers.base import Predictor
 log = logging.getLogger(__name__)
 
 Scores = list[dict[str, dict[str, float]]]
-MAX_BATCH = 64  # texts per forward pass when joining requests
+MAX_BATCH = 64  # texts per forward pass when joining requests; also a big request's turn:
+# the routes send a request's texts in length-sorted chunks of this size, one after another, so
+# another caller's request joins the next pass instead of waiting for the whole big one
 MAX_WAIT_S = 0.03  # the longest a forward pass waits for more requests to join ...
 GAP_S = 0.003  # ... it starts as soon as no request has arrived for this long
 
@@ -103,7 +105,11 @@ class Batcher:
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` run on the batcher's thread, where the model lives (e.g. embeddings)."""
-        return self._put(_Call(fn, args), 0).result()
+        return self.call_future(fn, *args).result()
+
+    def call_future(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """:meth:`call` without waiting: the future of ``fn(*args)`` on the batcher's thread."""
+        return self._put(_Call(fn, args), 0)
 
     def close(self) -> None:
         with self._cond:
@@ -238,3 +244,9 @@ class PredictorCache:
             entry = self._entries.pop(model_id, None)
         if entry is not None:
             entry.close()
+
+
+def length_sorted_chunks(texts: Sequence[str], size: int) -> list[list[int]]:
+    """Indices of ``texts`` sorted by length, cut into chunks of ``size`` (one turn each)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[i : i + size] for i in range(0, len(order), size)]

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..deps import Factory, FactoryDep
 from ..errors import NO_MODEL, conflict, gone, invalid, not_found, too_large
-from ..predictors import Batcher, ModelUnavailable
+from ..predictors import Batcher, ModelUnavailable, length_sorted_chunks
 from ..schemas import ClassificationRequest, ClassificationResponse
 from ..store import ModelRow
 
@@ -111,8 +111,14 @@ async def classify(body: ClassificationRequest, factory: FactoryDep):
     batcher = factory.predictors.peek(body.model)
     if batcher is None or not batcher.model_dir.is_dir():
         batcher = await run_in_threadpool(_loaded, factory, body.model)
+    # one turn of at most max_batch texts at a time: a 10,000-text request no longer holds the
+    # model for a minute while a one-utterance request waits behind it
+    results: list = [None] * len(texts)
     try:
-        results = await asyncio.wrap_future(batcher.submit(texts))
+        for idx in length_sorted_chunks(texts, batcher.max_batch):
+            done = await asyncio.wrap_future(batcher.submit([texts[i] for i in idx]))
+            for i, result in zip(idx, done, strict=True):
+                results[i] = result
     except ModelUnavailable as exc:
         raise conflict(str(exc)) from None
     return {

@@ -14,14 +14,17 @@ at most its maximum number of tokens), unpaired surrogates are refused (422).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from ..deps import FactoryDep
 from ..errors import NO_MODEL, conflict, gone, invalid, not_found
-from ..predictors import Batcher, ModelUnavailable
+from ..predictors import MAX_BATCH, Batcher, ModelUnavailable, length_sorted_chunks
 from ..schemas import EmbeddingRequest, EmbeddingResponse
 from .classifications import checked_inputs, gone_message, missing_files
 
@@ -65,10 +68,36 @@ def _encoder_for(body: EmbeddingRequest, factory) -> tuple[Any, Batcher | None]:
     return load_base_encoder(name), None
 
 
-@router.post("/embeddings", response_model=EmbeddingResponse)
-def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
+# a base encoder has no batcher thread: requests take turns on it here, waiting on the event
+# loop (50 waiting requests used to hold 50 of the thread pool's 40 threads, freezing every
+# other route, /health included)
+_turns: dict[int, asyncio.Lock] = {}
+
+
+async def _embed_in_turns(predictor, batcher: Batcher | None, texts: list[str], size: int):
+    """``(vectors, n_tokens)`` of ``texts``, computed one length-sorted chunk at a time, so
+    other requests on the same model get their turn between two chunks."""
     from ..trainers.embeddings import embed
 
+    vectors: np.ndarray | None = None
+    n_tokens = 0
+    for idx in length_sorted_chunks(texts, size):
+        chunk = [texts[i] for i in idx]
+        if batcher is not None:  # on the thread the model lives on (see predictors)
+            part, tokens = await asyncio.wrap_future(batcher.call_future(embed, predictor, chunk))
+        else:
+            async with _turns.setdefault(id(predictor), asyncio.Lock()):
+                part, tokens = await run_in_threadpool(embed, predictor, chunk)
+        if vectors is None:
+            vectors = np.empty((len(texts), part.shape[1]), dtype=part.dtype)
+        vectors[idx] = part
+        n_tokens += tokens
+    assert vectors is not None  # checked_inputs refuses an empty input
+    return vectors, n_tokens
+
+
+@router.post("/embeddings", response_model=EmbeddingResponse)
+async def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
     if body.output_dtype not in (None, "float"):
         raise invalid(
             ["body", "output_dtype"],
@@ -82,7 +111,7 @@ def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
             body.encoding_format,
         )
     texts = checked_inputs(body.input, factory, "embeddings")
-    predictor, batcher = _encoder_for(body, factory)
+    predictor, batcher = await run_in_threadpool(_encoder_for, body, factory)
     dim = predictor.enc.hidden_size
     if body.output_dimension is not None and body.output_dimension != dim:
         raise invalid(
@@ -91,10 +120,11 @@ def create_embeddings(body: EmbeddingRequest, factory: FactoryDep):
             f"or set it to {dim}",
             body.output_dimension,
         )
-    if batcher is None:
-        vectors, n_tokens = embed(predictor, texts)
-    else:  # on the thread the model lives on (see predictors)
-        vectors, n_tokens = batcher.call(embed, predictor, texts)
+    size = batcher.max_batch if batcher is not None else MAX_BATCH
+    try:
+        vectors, n_tokens = await _embed_in_turns(predictor, batcher, texts, size)
+    except ModelUnavailable as exc:
+        raise conflict(str(exc)) from None
     return {
         "id": uuid.uuid4().hex,
         "object": "list",
