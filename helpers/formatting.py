@@ -12,6 +12,7 @@ the line number and the field, instead of stopping at the first one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import Counter, defaultdict
@@ -89,9 +90,29 @@ class TargetInfo:
         return sorted(self.label_counts)
 
 
+MAX_KEPT_PROBLEMS = 1000  # of each severity; beyond it a problem is only counted
+
+
+class Problems(list):
+    """The problems found, keeping at most :data:`MAX_KEPT_PROBLEMS` of each severity (a file
+    with a million bad lines must not take a million objects); the rest are only counted."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.kept: Counter = Counter(p.severity for p in self)
+        self.dropped: Counter = Counter()
+
+    def append(self, problem: Problem) -> None:
+        if self.kept[problem.severity] >= MAX_KEPT_PROBLEMS:
+            self.dropped[problem.severity] += 1
+            return
+        super().append(problem)
+        self.kept[problem.severity] += 1
+
+
 @dataclass
 class ValidationReport:
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=Problems)
     targets: dict[str, TargetInfo] = field(default_factory=dict)
     line_counts: dict[str, int] = field(default_factory=dict)
 
@@ -107,15 +128,21 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.errors
 
+    def count(self, severity: str) -> int:
+        """Every problem of ``severity`` found, kept or only counted."""
+        dropped = getattr(self.problems, "dropped", Counter())
+        return sum(p.severity == severity for p in self.problems) + dropped[severity]
+
     def summary(self, limit: int = 20) -> str:
         if not self.problems:
             counts = ", ".join(f"{name}: {n} examples" for name, n in self.line_counts.items())
             return f"OK ({counts})"
         shown = [str(p) for p in self.problems[:limit]]
-        more = len(self.problems) - len(shown)
+        errors, warnings = self.count("error"), self.count("warning")
+        more = errors + warnings - len(shown)
         if more > 0:
             shown.append(f"... and {more} more")
-        head = f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+        head = f"{errors} error(s), {warnings} warning(s)"
         return head + "\n" + "\n".join(shown)
 
     def raise_for_errors(self) -> None:
@@ -146,24 +173,35 @@ def iter_lines(arg: FileArg, problems: list[Problem]) -> Iterator[tuple[int, dic
     """
     name, path = _name_and_path(arg)
     try:
-        data = path.read_bytes()
+        handle = open(path, "rb")
     except OSError as exc:
         problems.append(Problem(name, None, None, f"cannot read file: {exc.strerror or exc}"))
         return
-    if not data.strip():
-        problems.append(Problem(name, None, None, "file is empty"))
-        return
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    raw_lines = data.split(b"\n")
-    ends_with_newline = data.endswith(b"\n")
-    if ends_with_newline:
-        raw_lines = raw_lines[:-1]
-    for number, raw in enumerate(raw_lines, start=1):
-        is_last = number == len(raw_lines)
+    with handle:
+        yield from _parsed_lines(name, handle, problems)
+
+
+def _raw_lines(handle) -> Iterator[tuple[int, bytes, bool, bool]]:
+    """``(number, line without its newline, is_last, ended_with_newline)``, one at a time
+    (the file is streamed, never held whole); a UTF-8 byte-order mark is dropped."""
+    previous = None
+    for number, line in enumerate(handle, start=1):
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        if previous is not None:
+            yield number - 1, previous.rstrip(b"\n"), False, True
+        previous = line
+    if previous is not None:
+        yield number, previous.rstrip(b"\n"), True, previous.endswith(b"\n")
+
+
+def _parsed_lines(name: str, handle, problems: list[Problem]) -> Iterator[tuple[int, dict]]:
+    any_text = False
+    for number, raw, is_last, ends_with_newline in _raw_lines(handle):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             continue
+        any_text = True
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -214,6 +252,8 @@ def iter_lines(arg: FileArg, problems: list[Problem]) -> Iterator[tuple[int, dic
             )
             continue
         yield number, obj
+    if not any_text:
+        problems.append(Problem(name, None, None, "file is empty"))
 
 
 def _object(pairs: list[tuple[str, object]], *, duplicates: list[str]) -> dict:
@@ -323,28 +363,35 @@ def validate_training_files(
     train_files = _as_files(train)
     valid_files = _as_files(validation)
 
-    train_texts: dict[str, tuple[str, int]] = {}
-    # normalised text -> (labels, file, line) where it was first seen
-    first_labels: dict[str, tuple[dict, str, int]] = {}
+    # one small entry per distinct training text: a 64-bit digest of the normalised text ->
+    # (32-bit digest of its labels, file index, line) packed in one int, where first seen
+    first_seen: dict[int, int] = {}
+    names: list[str] = []
     # target -> (file, line) where each shape (str/list) was first seen
     shapes: dict[str, dict[bool, tuple[str, int]]] = defaultdict(dict)
-    examples_targets: list[tuple[str, int, set[str]]] = []
+    # the set of targets a line has -> [lines with it, the first of them]
+    target_sets: dict[frozenset[str], list] = {}
     for name, number, obj, parsed in _well_formed_examples(train_files, report):
-        key = obj["text"].strip().lower()
-        train_texts.setdefault(key, (name, number))
-        seen = first_labels.setdefault(key, (parsed, name, number))
-        if seen[0] != parsed:
+        if not names or names[-1] != name:
+            names.append(name)
+        key = _digest(obj["text"].strip().lower())
+        labels = _digest(json.dumps(parsed, sort_keys=True)) >> 32
+        seen = _unpack(first_seen.setdefault(key, _pack(labels, len(names) - 1, number)))
+        if seen[0] != labels:
             problems.append(
                 Problem(
                     name,
                     number,
                     "labels",
-                    f"same text as {seen[1]} line {seen[2]} with other labels "
+                    f"same text as {names[seen[1]]} line {seen[2]} with other labels "
                     "(conflicting examples)",
                     "warning",
                 )
             )
-        examples_targets.append((name, number, set(parsed)))
+        entry = target_sets.setdefault(frozenset(parsed), [0, []])
+        entry[0] += 1
+        if len(entry[1]) < MAX_KEPT_PROBLEMS:
+            entry[1].append((name, number))
         for target, value in parsed.items():
             info = report.targets.setdefault(target, TargetInfo(target))
             is_list = isinstance(value, list)
@@ -365,11 +412,16 @@ def validate_training_files(
             info.label_counts.update(_as_list(value))
 
     all_targets = set(report.targets)
-    for name, number, seen in examples_targets:
-        for target in sorted(all_targets - seen):
-            problems.append(
-                Problem(name, number, f"labels.{target}", "missing (other examples have it)")
-            )
+    missing = []
+    for seen_targets, (count, lines) in target_sets.items():
+        for target in sorted(all_targets - seen_targets):
+            missing += [(name, number, target) for name, number in lines]
+            if isinstance(problems, Problems):
+                problems.dropped["error"] += count - len(lines)  # counted, not listed
+    for name, number, target in sorted(missing, key=lambda m: (names.index(m[0]), m[1])):
+        problems.append(
+            Problem(name, number, f"labels.{target}", "missing (other examples have it)")
+        )
     for info in report.targets.values():
         if len(info.label_counts) < 2:
             only = ", ".join(repr(x) for x in info.labels) or "none"
@@ -400,19 +452,32 @@ def validate_training_files(
                         f"label {', '.join(map(repr, unseen))} never appears in training",
                     )
                 )
-        key = obj["text"].strip().lower()
-        if key in train_texts:
-            tname, tline = train_texts[key]
+        packed = first_seen.get(_digest(obj["text"].strip().lower()))
+        if packed is not None:
+            first = _unpack(packed)
             problems.append(
                 Problem(
                     name,
                     number,
                     "text",
-                    f"same text as {tname} line {tline} (train/validation leakage)",
+                    f"same text as {names[first[1]]} line {first[2]} (train/validation leakage)",
                     "warning",
                 )
             )
     return report
+
+
+def _digest(text: str) -> int:
+    """A 64-bit digest (a collision among a million texts has odds of ~1 in 40 million)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def _pack(labels: int, file: int, line: int) -> int:
+    return labels << 64 | file << 40 | line
+
+
+def _unpack(packed: int) -> tuple[int, int, int]:
+    return packed >> 64, packed >> 40 & 0xFFFFFF, packed & 0xFF_FFFF_FFFF
 
 
 def _well_formed_examples(
@@ -440,6 +505,16 @@ def _as_files(arg: FileArg | Sequence[FileArg] | None) -> list[FileArg]:
 
 def _names(files: Iterable[FileArg]) -> str:
     return ", ".join(_name_and_path(f)[0] for f in files)
+
+
+def iter_examples(path: str | os.PathLike) -> Iterator[dict]:
+    """The examples of a training file known to be valid, one at a time (streamed); lines
+    that are not examples are skipped (use :func:`read_examples` to raise on them)."""
+    name = Path(path).name
+    problems: list[Problem] = Problems()
+    for number, obj in iter_lines(path, problems):
+        if _check_example(name, number, obj, problems) is not None:
+            yield obj
 
 
 def read_examples(path: str | os.PathLike) -> list[dict]:

@@ -129,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--max-labels", type=int, default=defaults.max_labels)
     serve.add_argument("--max-training-steps", type=int, default=defaults.max_training_steps)
     serve.add_argument(
+        "--max-training-mb",
+        type=float,
+        default=defaults.max_training_bytes / 2**20,
+        help="the most training + validation data one job may use, in MiB",
+    )
+    serve.add_argument(
         "--max-train-memory",
         type=float,
         default=defaults.max_train_memory_fraction,
@@ -174,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             max_input_chars=args.max_input_chars,
             max_labels=args.max_labels,
             max_training_steps=args.max_training_steps,
+            max_training_bytes=int(args.max_training_mb * 2**20),
             max_train_memory_fraction=args.max_train_memory,
             body_timeout_s=args.body_timeout,
         ),

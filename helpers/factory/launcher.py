@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -85,8 +86,12 @@ def start_local_factory(
     timeout: float = 60,
     api_key: str | None = None,
     device: str = "auto",
+    extra_args: Sequence[str] = (),
 ) -> str:
     """Return the base URL of the service for ``data_dir``, starting it if needed.
+
+    ``extra_args`` go to a newly started ``serve`` as they are (e.g. ``["--max-training-mb",
+    "200"]``; ``python -m helpers.factory serve --help`` lists them).
 
     ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``) is where a newly started service trains
     and runs the encoders (``auto``: CUDA, then Apple MPS, then CPU).
@@ -104,7 +109,9 @@ def start_local_factory(
     tries = 1 if port else 5
     for attempt in range(1, tries + 1):
         try:
-            return _start(data_dir, port or _free_port(host), host, timeout, api_key, device)
+            return _start(
+                data_dir, port or _free_port(host), host, timeout, api_key, device, extra_args
+            )
         except _PortTaken as exc:
             if attempt == tries:
                 raise RuntimeError(
@@ -118,7 +125,13 @@ class _PortTaken(RuntimeError):
 
 
 def _start(
-    data_dir: Path, port: int, host: str, timeout: float, api_key: str | None, device: str = "auto"
+    data_dir: Path,
+    port: int,
+    host: str,
+    timeout: float,
+    api_key: str | None,
+    device: str = "auto",
+    extra_args: Sequence[str] = (),
 ) -> str:
     url = f"http://{host}:{port}"
     env = {k: v for k, v in os.environ.items() if k != "FACTORY_API_KEY"}
@@ -139,6 +152,7 @@ def _start(
         str(os.getpid()),
         "--device",
         device,
+        *extra_args,
     ]
     stderr_path = data_dir / "server.stderr"
     fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only

@@ -96,13 +96,25 @@ class Jobs:
                 "give each target once",
                 twice[0],
             )
+        total = 0
         for kind, ids in (
             ("Training", [f.file_id for f in body.training_files]),
             ("Validation", body.validation_files or []),
         ):
             for file_id in ids:
-                if self.store.get_file(file_id) is None:
+                record = self.store.get_file(file_id)
+                if record is None:
                     raise not_found(f"{kind} file {file_id} does not exist.")
+                total += record.bytes
+        cap = self.limits.max_training_bytes
+        if total > cap:
+            raise invalid(
+                ["body", "training_files"],
+                f"the job's files hold {total / 2**20:.1f} MiB; one job trains on at most "
+                f"{cap / 2**20:g} MiB of training and validation data (serve "
+                "--max-training-mb): sample the data, or split it into several jobs",
+                total,
+            )
         integrations = integration_records(body.integrations)
         job = self.store.create_job(
             {

@@ -11,6 +11,9 @@ max_input_chars        20,000      each classification input is truncated to thi
                                    64 tokens)
 max_labels             1,000       labels of one classifier target: FAILED_VALIDATION
 max_training_steps     100,000     ``hyperparameters.training_steps``: 422
+max_training_bytes     64 MiB      a job's training and validation files together: 422 (a
+                                   file may be larger than this up to ``--max-upload-mb``,
+                                   but no job trains on more; validation reads them streamed)
 max_train_memory       50 %        of the memory available at validation: a job whose
                                    estimated training memory is larger fails validation
                                    with the estimate
@@ -34,6 +37,7 @@ class Limits:
     max_input_chars: int = 20_000
     max_labels: int = 1_000
     max_training_steps: int = 100_000
+    max_training_bytes: int = 64 * 1024 * 1024
     max_train_memory_fraction: float = 0.5
     body_timeout_s: float = 30.0
 

@@ -15,6 +15,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import random
 import shutil
 import threading
 import time
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from ..formatting import read_examples, validate_training_files
+from ..formatting import iter_examples, read_examples, validate_training_files
 from . import integrations, planning, training_cache
 from .job_states import IN_TRAINING
 from .limits import Limits, available_memory_bytes, gib
@@ -195,7 +196,7 @@ class Worker:
         valid_files = self._files(job.validation_files or [], "validation")
         report = validate_training_files(train_files, valid_files or None)
         if not report.ok:
-            raise ValidationFailed(_problems(report.errors))
+            raise ValidationFailed(_problems(report.errors, report.count("error")))
         targets: list[dict[str, Any]] = [
             {
                 "name": info.name,
@@ -221,19 +222,19 @@ class Worker:
                 f"classifier target {t['name']!r} has {len(t['labels'])} labels; this service "
                 f"trains at most {self.limits.max_labels} labels per target (serve --max-labels)"
             )
-        texts = [row["text"] for _, path in train_files for row in read_examples(path)]
-        n_train = len(texts)
+        sample, n_train, data_tokens = _sample_texts([path for _, path in train_files])
         warnings = [str(p) for p in report.warnings[:MAX_PROBLEMS]]
-        if len(report.warnings) > MAX_PROBLEMS:
-            warnings.append(f"... and {len(report.warnings) - MAX_PROBLEMS} more warnings")
+        n_warnings = report.count("warning")
+        if n_warnings > MAX_PROBLEMS:
+            warnings.append(f"... and {n_warnings - MAX_PROBLEMS} more warnings")
+        n_labels = sum(len(t["labels"]) for t in targets)
         try:
-            data = trainer.check_data(train_files, texts, sum(len(t["labels"]) for t in targets))
+            data = trainer.check_data(train_files, sample, n_train, n_labels)
         except DataRefused as exc:
             raise ValidationFailed(str(exc)) from None
         warnings += data.warnings
         if data.memory_bytes is not None:
             self._check_memory(job.model, data.memory_bytes, data.memory_how)
-        data_tokens = sum(len(t.split()) for t in texts)
         hp = dict(job.hyperparameters)
         try:
             plan = planning.plan_steps(
@@ -259,7 +260,7 @@ class Worker:
             "train_tokens": per_step * hp["training_steps"],
             "data_tokens": data_tokens,
             "training_examples": n_train,
-            "validation_examples": sum(len(read_examples(path)) for _, path in valid_files),
+            "validation_examples": sum(1 for _, p in valid_files for _ in iter_examples(p)),
         }
         fields = {"classifier_targets": targets, "hyperparameters": hp, "metadata": metadata}
         return fields, warnings
@@ -399,6 +400,27 @@ class Worker:
         self.store.transition(job_id, ["CANCELLATION_REQUESTED"], "CANCELLED")
 
 
+SAMPLE_TEXTS = 20_000  # texts a trainer's data check sees at most (a uniform random sample)
+
+
+def _sample_texts(paths: list[Path]) -> tuple[list[str], int, int]:
+    """``(sample, count, words)`` of the files' texts in one streamed pass: a uniform random
+    sample of at most :data:`SAMPLE_TEXTS` (reservoir sampling, seeded), how many texts there
+    are and their whitespace-separated words; memory does not grow with the files."""
+    rng = random.Random(0)
+    sample: list[str] = []
+    count = words = 0
+    for path in paths:
+        for row in iter_examples(path):
+            count += 1
+            words += len(row["text"].split())
+            if len(sample) < SAMPLE_TEXTS:
+                sample.append(row["text"])
+            elif (j := rng.randrange(count)) < SAMPLE_TEXTS:
+                sample[j] = row["text"]
+    return sample, count, words
+
+
 def _config(job: JobRow) -> TrainConfig:
     """What the trainer gets of the job's hyperparameters (the seed is the trainers' 0)."""
     hp = job.hyperparameters
@@ -410,11 +432,13 @@ def _config(job: JobRow) -> TrainConfig:
     )
 
 
-def _problems(problems: list, limit: int = MAX_PROBLEMS) -> str:
-    """The validator's problems, one per line ("file, line N, field 'x': reason")."""
+def _problems(problems: list, total: int | None = None, limit: int = MAX_PROBLEMS) -> str:
+    """The validator's problems, one per line ("file, line N, field 'x': reason"); ``total``
+    counts those the report only counted (it keeps the first 1,000 of each kind)."""
+    total = len(problems) if total is None else total
     lines = [str(p) for p in problems[:limit]]
-    if len(problems) > limit:
-        lines.append(f"... and {len(problems) - limit} more")
+    if total > limit:
+        lines.append(f"... and {total - limit} more")
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -87,5 +88,62 @@ def test_30000_form_fields_are_refused_with_bounded_memory(tmp_path):
         assert after - before < 40, f"peak memory grew {after - before:.0f} MiB"
         print(f"30,000 fields ({len(body) / 2**20:.0f} MiB): peak RSS +{after - before:.1f} MiB")
         assert not list((data_dir / "files").glob("*"))  # nothing kept
+    finally:
+        stop_local_factory(data_dir)
+
+
+def distinct_rows(path: Path, mib: float) -> None:
+    """Distinct utterances (random words, 16 intents) up to ``mib`` MiB."""
+    import random
+
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(50_000)]
+    with open(path, "w", encoding="utf-8") as f:
+        while f.tell() < mib * 2**20:
+            text = " ".join(rng.choices(words, k=rng.randint(4, 12)))
+            label = f"intent_{rng.randrange(16)}"
+            f.write(json.dumps({"text": text, "labels": {"intent": label}}) + "\n")
+
+
+def test_validation_memory_is_bounded_and_the_job_size_capped(tmp_path):
+    data_dir = tmp_path / "factory"
+    url = start_local_factory(data_dir, device="cpu", extra_args=["--max-training-mb", "30"])
+    try:
+        pid = json.loads((data_dir / "server.json").read_text())["pid"]
+        client = Mistral(api_key="local", server_url=url)
+        client.models.list()
+        path = tmp_path / "train.jsonl"
+        distinct_rows(path, 25)
+        with open(path, "rb") as f:
+            small = client.files.upload(file={"file_name": "train.jsonl", "content": f})
+        before = peak_rss_mib(pid)
+        job = client.fine_tuning.jobs.create(
+            model="tfidf-logreg",
+            job_type="classifier",
+            training_files=[{"file_id": small.id, "weight": 1}],
+            hyperparameters={"training_steps": 10},
+            auto_start=False,
+        )
+        while job.status in ("QUEUED", "VALIDATING"):
+            time.sleep(0.5)
+            job = client.fine_tuning.jobs.get(job_id=job.id)
+        grew = peak_rss_mib(pid) - before
+        print(f"validating 25 MiB: peak RSS +{grew:.0f} MiB")
+        assert job.status == "VALIDATED"
+        assert grew < 250, f"validation of 25 MiB took {grew:.0f} MiB (was ~1,100)"
+        # two files of 25 MiB: over the job cap, refused at once, before any reading
+        import httpx
+
+        answer = httpx.post(
+            f"{url}/v1/fine_tuning/jobs",
+            json={
+                "model": "tfidf-logreg",
+                "training_files": [{"file_id": small.id}],
+                "validation_files": [small.id],
+            },
+            timeout=30,
+        )
+        assert answer.status_code == 422, answer.text
+        assert "at most 30 MiB" in answer.text and "--max-training-mb" in answer.text
     finally:
         stop_local_factory(data_dir)

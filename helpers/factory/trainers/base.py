@@ -129,14 +129,20 @@ class Trainer(Protocol):
         """
 
     def check_data(
-        self, files: Sequence[tuple[str, Path]], texts: Sequence[str], n_labels: int
+        self,
+        files: Sequence[tuple[str, Path]],
+        sample: Sequence[str],
+        n_texts: int,
+        n_labels: int,
     ) -> DataCheck:
         """This trainer's own checks of a job's training data, at validation.
 
-        ``files`` are (name shown to the user, path) of the training files, ``texts`` their
-        utterances in order, ``n_labels`` the labels of all targets together. Raise
-        :class:`DataRefused` when the data cannot be trained on; return warnings and, where
-        training memory grows with the data, an estimate the service checks against its limit.
+        ``files`` are (name shown to the user, path) of the training files (stream them: they
+        may be large), ``sample`` a random sample of their utterances (all of them when there
+        are few), ``n_texts`` how many there are, ``n_labels`` the labels of all targets
+        together. Raise :class:`DataRefused` when the data cannot be trained on; return
+        warnings and, where training memory grows with the data, an estimate the service
+        checks against its limit. Memory here must not grow with the files' size.
         """
 
     def load(self, model_dir: Path) -> Predictor:

@@ -698,7 +698,11 @@ class EncoderTrainer:
         return True, ""
 
     def check_data(
-        self, files: Sequence[tuple[str, Path]], texts: Sequence[str], n_labels: int
+        self,
+        files: Sequence[tuple[str, Path]],
+        sample: Sequence[str],
+        n_texts: int,
+        n_labels: int,
     ) -> DataCheck:
         """Nothing beyond the service's own checks: the encoder truncates long texts and its
         memory is bounded by the frozen cache's budget, not by the data."""

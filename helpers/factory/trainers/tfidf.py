@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from ...formatting import read_examples
+from ...formatting import iter_examples
 from .base import (
     MULTI_LABEL_THRESHOLD,
     CancelCheck,
@@ -256,11 +256,15 @@ class TfidfLogRegTrainer:
         return max(1, math.ceil(1.0 + n_train * config.training_steps * 7e-6))
 
     def check_data(
-        self, files: Sequence[tuple[str, Path]], texts: Sequence[str], n_labels: int
+        self,
+        files: Sequence[tuple[str, Path]],
+        sample: Sequence[str],
+        n_texts: int,
+        n_labels: int,
     ) -> DataCheck:
         """Lines with no word (warned; refused when no line has one) and the memory estimate:
-        features x labels x bytes per weight."""
-        return DataCheck(_wordless_lines(files), *_memory_estimate(texts, n_labels))
+        features x labels x bytes per weight, the features counted on the sample."""
+        return DataCheck(_wordless_lines(files), *_memory_estimate(sample, n_texts, n_labels))
 
     def train(
         self,
@@ -367,7 +371,7 @@ def _wordless_lines(files: Sequence[tuple[str, Path]]) -> list[str]:
     line has one."""
     lines, total = [], 0
     for name, path in files:
-        for number, row in enumerate(read_examples(path), start=1):
+        for number, row in enumerate(iter_examples(path), start=1):
             total += 1
             if not _WORD.search(row["text"]):
                 lines.append(f"{name}, line {number}")
@@ -385,13 +389,30 @@ def _wordless_lines(files: Sequence[tuple[str, Path]]) -> list[str]:
     ]
 
 
-def _memory_estimate(texts: Sequence[str], n_labels: int) -> tuple[int, str]:
-    """Estimated peak training memory: features x labels x bytes per weight, plus scores."""
-    features = 0
-    for options in _BLOCKS.values():
-        try:
-            features += len(CountVectorizer(**options).fit(texts).vocabulary_)
-        except ValueError:  # no terms at all
-            pass
-    need = features * n_labels * BYTES_PER_WEIGHT + len(texts) * n_labels * 4 * 4
-    return need, f"{features:,} features x {n_labels:,} labels x {BYTES_PER_WEIGHT} bytes"
+def _memory_estimate(sample: Sequence[str], n_texts: int, n_labels: int) -> tuple[int, str]:
+    """Estimated peak training memory: features x labels x bytes per weight, plus scores.
+
+    The features are counted on ``sample``; when it is a part of the ``n_texts`` texts, the
+    count is extrapolated by Heaps' law (vocabulary ~ n^beta, beta measured between the half
+    and the whole sample, within [0.3, 1]): memory stays bounded whatever the data size.
+    """
+    sample = list(sample)
+
+    def features(texts: Sequence[str]) -> int:
+        found = 0
+        for options in _BLOCKS.values():
+            try:
+                found += len(CountVectorizer(**options).fit(texts).vocabulary_)
+            except ValueError:  # no terms at all
+                pass
+        return found
+
+    counted = features(sample)
+    how = ""
+    if n_texts > len(sample) and len(sample) >= 2:
+        half = max(1, features(sample[: len(sample) // 2]))
+        beta = min(1.0, max(0.3, math.log(max(counted, 1) / half) / math.log(2)))
+        counted = int(counted * (n_texts / len(sample)) ** beta)
+        how = f" (extrapolated from {len(sample):,} of {n_texts:,} texts)"
+    need = counted * n_labels * BYTES_PER_WEIGHT + n_texts * n_labels * 4 * 4
+    return need, f"{counted:,} features{how} x {n_labels:,} labels x {BYTES_PER_WEIGHT} bytes"
