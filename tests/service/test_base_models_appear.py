@@ -64,6 +64,23 @@ def test_reasons_name_what_keeps_the_encoder_away(monkeypatch, tmp_path):
     )
 
 
+def test_auto_downloads_only_with_a_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(models, "_from_cache", lambda name: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert models.ensure_encoder(MULTI, download="auto") == (
+        "on a CPU runtime it is not downloaded by default: fine-tuning it here takes about "
+        "15-20 minutes (a GPU runtime: about a minute); set download_multilingual = True to "
+        "fetch it anyway"
+    )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert models.ensure_encoder(MULTI, download="auto") == (
+        "the hub is unreachable (offline mode: HF_HUB_OFFLINE is set)"  # it tried
+    )
+
+
 @pytest.mark.parametrize("model", ["minilm-l6-v2", "tfidf-logreg"])
 def test_nothing_to_do_for_a_local_encoder_or_a_non_encoder(model, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -91,19 +91,37 @@ def resolve_encoder(name: str, download: bool = False) -> Path | None:
     return _from_cache(name) or _from_package(name) or (_download(name) if download else None)
 
 
-def ensure_encoder(model: str, download: bool = True) -> str | None:
+# minutes to fine-tune at the lessons' 450 steps on a 2-core CPU (Colab's free runtime), where it
+# is much more than the English encoder's ~2; measured for the multilingual one (issue 28)
+CPU_MINUTES = {"multilingual-minilm-l12-v2": "15-20"}
+
+
+def ensure_encoder(model: str, download: bool | str = True) -> str | None:
     """Make the encoder ``model`` (short id or Hugging Face name) available on this machine.
 
-    Downloads it from the hub when it is not found locally, ``download`` is true and the hub
-    is reachable. Returns None when it is ready (or ``model`` is not one of the encoders),
-    else the reason it is not, for the learner: offline mode, hub unreachable, failed download.
+    Downloads it from the hub when it is not found locally, ``download`` allows it and the
+    hub is reachable: ``True``, ``False``, or ``"auto"`` — only when torch sees a CUDA GPU (on
+    a CPU a large encoder takes many times a lesson's length to fine-tune). Returns None when it
+    is ready (or ``model`` is not one of the encoders), else the reason it is not, for the
+    learner: not downloaded on a CPU, offline mode, hub unreachable, failed download.
     """
     name = ENCODERS.get(model, model)
     if name not in ENCODERS.values():
         return None
     if resolve_encoder(name) is not None:
         return None
-    if not download:
+    if download == "auto":
+        import torch
+
+        if not torch.cuda.is_available():
+            short = next(k for k, v in ENCODERS.items() if v == name)
+            minutes = CPU_MINUTES.get(short, "many")
+            return (
+                f"on a CPU runtime it is not downloaded by default: fine-tuning it here takes "
+                f"about {minutes} minutes (a GPU runtime: about a minute); set "
+                "download_multilingual = True to fetch it anyway"
+            )
+    elif not download:
         return "its weights are not on this machine and downloading them is switched off"
     if hub_offline():
         return "the hub is unreachable (offline mode: HF_HUB_OFFLINE is set)"
