@@ -516,7 +516,8 @@ def predict(texts):
 
 
 if __name__ == "__main__":
-    lines = [line.rstrip("\\r\\n") for line in sys.stdin]
+    # bytes that are not UTF-8 become U+FFFD: every input line gets its output line
+    lines = [b.decode("utf-8", "replace").rstrip("\\r\\n") for b in sys.stdin.buffer]
     for start in range(0, len(lines), 64):
         for result in predict(lines[start:start + 64]):
             print(json.dumps(result, ensure_ascii=False))
@@ -587,8 +588,9 @@ def predict(texts):
 
 
 if __name__ == "__main__":
-    for line in sys.stdin:
-        print(json.dumps(predict([line.rstrip("\\r\\n")])[0], ensure_ascii=False))
+    for raw in sys.stdin.buffer:  # bytes that are not UTF-8 become U+FFFD
+        line = raw.decode("utf-8", "replace").rstrip("\\r\\n")
+        print(json.dumps(predict([line])[0], ensure_ascii=False))
 '''
 
 

@@ -111,6 +111,10 @@ class Batcher:
         """:meth:`call` without waiting: the future of ``fn(*args)`` on the batcher's thread."""
         return self._put(_Call(fn, args), 0)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -203,14 +207,15 @@ class PredictorCache:
         """The loaded predictor for a fine-tuned model, loading it once if needed."""
         with self._lock:
             entry = self._entries.get(model.id)
-            if entry is not None:
+            if entry is not None and not entry.closed:
                 self._entries.move_to_end(model.id)
                 return entry
             load_lock = self._loading.setdefault(model.id, threading.Lock())
         with load_lock:
             with self._lock:
-                if model.id in self._entries:
-                    return self._entries[model.id]
+                entry = self._entries.get(model.id)
+                if entry is not None and not entry.closed:
+                    return entry
             trainer = self.registry.get(model.root)
             if trainer is None:
                 raise ModelUnavailable(
@@ -235,8 +240,9 @@ class PredictorCache:
         """The model's batcher if it is loaded (no database, no loading: safe on the event loop)."""
         with self._lock:
             entry = self._entries.get(model_id)
-            if entry is not None:
-                self._entries.move_to_end(model_id)
+            if entry is None or entry.closed:
+                return None
+            self._entries.move_to_end(model_id)
             return entry
 
     def evict(self, model_id: str) -> None:

@@ -154,6 +154,16 @@ def test_exported_model_reproduces_the_service(factory, runtime_python, tmp_path
     assert sorted(marker["files"]) == sorted(p.name for p in folder.iterdir())
     assert len((folder / "predict.py").read_text().splitlines()) <= 70
     exported = run_predict(runtime_python, folder, factory["texts"])
+    # a byte that is not UTF-8 still gets its line (U+FFFD), and so do the lines after it
+    done = subprocess.run(
+        [str(runtime_python), "predict.py"],
+        cwd=folder,
+        input=b"wake me up\n\xff\xfe broken\nplay some jazz\n",
+        capture_output=True,
+        timeout=600,
+        env=CLEAN_ENV,
+    )
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 3, done.stderr
     diff, agreement = compare(factory["served"][base], exported)
     print(f"{base} quantize={quantize}: max score difference {diff:.2g}, agreement {agreement:.2%}")
     if quantize:

@@ -596,3 +596,24 @@ def test_repeated_files_and_targets_are_refused(api, extra, message):
     )
     response = create(api, file_id, **body)
     assert response.status_code == 422 and message in response.text, response.text
+
+
+def test_a_model_unloaded_between_lookup_and_turn_is_loaded_again(api):
+    """The LRU may evict a model after a request found it and before its turn: the request
+    loads it again instead of answering 409 (which the SDK does not retry)."""
+    model = train(api)["fine_tuned_model"]
+    texts = ["wake alarm set morning", "play song music"]
+    first = api.post("/v1/classifications", json={"model": model, "input": texts})
+    assert first.status_code == 200
+    factory = api.app.state.factory
+    loaded = factory.predictors.peek(model)
+    loaded.close()  # what eviction does ...
+    real_peek = factory.predictors.peek
+    factory.predictors.peek = lambda model_id: loaded  # ... right after the lookup found it
+    try:
+        again = api.post("/v1/classifications", json={"model": model, "input": texts})
+    finally:
+        factory.predictors.peek = real_peek
+    assert again.status_code == 200, again.text
+    assert again.json()["results"] == first.json()["results"]
+    assert factory.predictors.peek(model) is not loaded

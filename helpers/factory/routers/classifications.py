@@ -26,6 +26,7 @@ from ..schemas import ClassificationRequest, ClassificationResponse
 from ..store import ModelRow
 
 router = APIRouter(tags=["classifiers"])
+RELOADS = 2  # a model evicted from the LRU while a request waits is loaded again this often
 
 
 def missing_files(factory: Factory, model: ModelRow) -> bool:
@@ -114,13 +115,19 @@ async def classify(body: ClassificationRequest, factory: FactoryDep):
     # one turn of at most max_batch texts at a time: a 10,000-text request no longer holds the
     # model for a minute while a one-utterance request waits behind it
     results: list = [None] * len(texts)
-    try:
-        for idx in length_sorted_chunks(texts, batcher.max_batch):
-            done = await asyncio.wrap_future(batcher.submit([texts[i] for i in idx]))
-            for i, result in zip(idx, done, strict=True):
-                results[i] = result
-    except ModelUnavailable as exc:
-        raise conflict(str(exc)) from None
+    for idx in length_sorted_chunks(texts, batcher.max_batch):
+        chunk = [texts[i] for i in idx]
+        for attempt in range(RELOADS + 1):
+            try:
+                done = await asyncio.wrap_future(batcher.submit(chunk))
+                break
+            except ModelUnavailable as exc:
+                # unloaded (LRU eviction) between our lookup and our turn: load it again
+                if not batcher.closed or attempt == RELOADS:
+                    raise conflict(str(exc)) from None
+                batcher = await run_in_threadpool(_loaded, factory, body.model)
+        for i, result in zip(idx, done, strict=True):
+            results[i] = result
     return {
         "id": uuid.uuid4().hex,
         "model": body.model,
