@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: install run test test-fast notebooks sweep lint format typecheck release clean
+.PHONY: install run test test-fast smoke notebooks sweep lint format typecheck release clean
 
 install: $(STAMP)
 
@@ -24,12 +24,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Execute the lessons in order; outputs in artifacts/executed/, working files in artifacts/.
+# umask 077: the executed lessons print training utterances; only their owner reads them.
 run: $(STAMP)
-	mkdir -p artifacts/executed
-	set -e; for nb in $(NOTEBOOKS); do \
+	umask 077; mkdir -p artifacts/executed
+	umask 077; set -e; for nb in $(NOTEBOOKS); do \
 		echo "== $$nb"; \
 		$(BIN)/papermill --cwd notebooks --no-progress-bar $$nb artifacts/executed/$$(basename $$nb); \
 	done
+	chmod -R go-rwx artifacts/executed
 	@echo "Executed notebooks: artifacts/executed/   results: artifacts/metrics.json"
 
 PYTEST := $(OFFLINE) $(BIN)/python -m pytest -p no:cacheprovider --durations=15
@@ -41,10 +43,15 @@ test: $(STAMP)
 	$(PYTEST) tests notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
 
-# The quick loop while changing code (under a minute): unit tests and the in-process service
-# tests, without the `slow` and `network` ones.
+# The quick loop while changing code (about a minute): unit tests, the in-process service
+# tests and every script's --help, without the `slow` and `network` ones.
 test-fast: $(STAMP)
-	$(PYTEST) tests/unit tests/service -m "not slow and not network"
+	$(PYTEST) tests/unit tests/service tests/smoke -m "not slow and not network"
+
+# Every script in benchmarks/ and tools/: its --help and a tiny real run on synthetic data
+# (a few minutes; `make test` runs them too).
+smoke: $(STAMP)
+	$(PYTEST) tests/smoke
 
 # Re-execute every notebook in place, canonically (offline sample, defaults, fresh kernel).
 notebooks: $(STAMP)
@@ -66,7 +73,8 @@ format: $(STAMP)
 	$(BIN)/ruff format $(FORMAT)
 	$(BIN)/ruff check --fix --select I $(FORMAT)
 
-# Static types of the service package (settings in pyproject.toml, [tool.mypy]).
+# Static types of the service package, benchmarks/ and tools/ (settings in pyproject.toml,
+# [tool.mypy]).
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

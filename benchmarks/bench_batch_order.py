@@ -4,8 +4,9 @@ Usage (from the repo root)::
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_batch_order.py [--dataset banking77]
 
-Trains the lessons' encoder (``minilm-l6-v2``) on the bundled sample on a local Classifier
-Factory (``--steps``, default 10: the speed of inference does not depend on it), then sends the
+Trains the lessons' encoder (``minilm-l6-v2``) on the bundled sample (``--data-source``: or a
+folder in the mteb schema) on a local Classifier Factory (``--steps``, default 10: the speed of
+inference does not depend on it), then sends the
 test split of ``--dataset`` (``sample``, or ``banking77``/``clinc150`` from ``--data-root``) to
 ``POST /v1/classifications`` and ``POST /v1/embeddings`` through the ``mistralai`` SDK two ways,
 alternating, ``--repeats`` times: batches of 64 in file order (what the lessons sent before) and
@@ -20,11 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -36,10 +40,11 @@ import numpy as np  # noqa: E402
 from mistralai.client import Mistral  # noqa: E402
 
 from helpers import data, evaluation, formatting, ood, training  # noqa: E402
-from helpers.factory import start_local_factory  # noqa: E402
+from helpers.factory import start_local_factory, stop_local_factory  # noqa: E402
 
 RESULTS = HERE / "results" / "batch_order.jsonl"
 BATCH = 64
+T = TypeVar("T")
 
 
 def cpu_flags() -> list[str]:
@@ -80,7 +85,7 @@ def file_order_embed(client, model: str, texts: list[str]) -> np.ndarray:
     return np.asarray(rows)
 
 
-def timed(call) -> tuple[float, object]:
+def timed(call: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     result = call()
     return time.perf_counter() - start, result
@@ -92,12 +97,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=0, help="first N test texts (0: all)")
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument(
+        "--data-source",
+        default=data.SAMPLE,
+        help="the training data: the bundled sample, or a folder in the mteb schema",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bench-order-"))
-    splits = data.load_splits(data.SAMPLE, "en", 200, 600, 42)
+    try:
+        row = run(args, work)
+    finally:
+        stop_local_factory(work / "factory")
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row, indent=1))
+
+
+def run(args: argparse.Namespace, work: Path) -> dict:
+    """Train, then time both orders; the result row."""
+    splits = data.load_splits(args.data_source, "en", 200, 600, 42)
     for name in ("train", "validation"):
         formatting.dataset_to_jsonl(getattr(splits, name), work / f"{name}.jsonl")
     client = Mistral(api_key="local", server_url=start_local_factory(work / "factory"))
@@ -142,10 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         "load1": round(os.getloadavg()[0], 2),
         "when": time.strftime("%Y-%m-%d %H:%M"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps(row, indent=1))
+    return row
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Load on the local Classifier Factory: many single-utterance clients vs one batching client.
 
 Starts a service on loopback (a temporary data directory), trains a small ``minilm-l6-v2``
-classifier on Banking77 (``../shared/data``; synthetic utterances when it is absent), then, in
+classifier (``--base-model``) on Banking77 (``../shared/data``, ``--data-root``; synthetic
+utterances when it is absent), then, in
 one run and against the same model:
 
 1. **batch**: one client sends batches of 64 utterances back to back for ``--batch-seconds``:
@@ -19,7 +20,8 @@ one run and against the same model:
 
 Targets (issue 14): 0 errors; load utterances/s >= 70% of batch utterances/s; p95 <= 2x one full
 batch time; peak memory within 1 GB of idle. Other processes on the machine slow everything
-down: the load average is recorded with the figures (``benchmarks/results/load.jsonl``).
+down: the load average is recorded with the figures (``benchmarks/results/load.jsonl``,
+``--out``).
 
     python benchmarks/bench_load.py                     # 64 clients, 30 s
     python benchmarks/bench_load.py --duration 10 --clients 16
@@ -37,7 +39,9 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,17 +49,20 @@ import httpx
 from helpers.factory import start_local_factory, stop_local_factory
 
 ROOT = Path(__file__).resolve().parent
-DATA = ROOT.parent.parent / "shared" / "data" / "banking77" / "banking77.jsonl"
+DATA_ROOT = ROOT.parent.parent / "shared" / "data"
 RESULTS = ROOT / "results" / "load.jsonl"
 BATCH = 64
 MAX_REQUESTS_PER_CLIENT = 100_000  # a bound on every loop, whatever the duration
 
 
-def utterances(n_train: int, seed: int = 0) -> tuple[list[dict], list[str]]:
+def utterances(
+    n_train: int, seed: int = 0, data_root: Path = DATA_ROOT
+) -> tuple[list[dict], list[str]]:
     """(training rows, utterances to classify) from Banking77, else synthetic."""
     rng = random.Random(seed)
-    if DATA.exists():
-        rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    banking = data_root / "banking77" / "banking77.jsonl"
+    if banking.exists():
+        rows = [json.loads(line) for line in banking.read_text(encoding="utf-8").splitlines()]
         train = [r for r in rows if r["split"] == "train"]
         rng.shuffle(train)
         train = [
@@ -224,7 +231,13 @@ class HttpxClient:
         await self.client.aclose()
 
 
-CLIENTS = {"raw": RawClient, "httpx": HttpxClient}
+class LoadClient(Protocol):
+    async def classify(self, model: str, text: str) -> str | None: ...
+
+    async def close(self) -> None: ...
+
+
+CLIENTS: dict[str, Callable[[str], LoadClient]] = {"raw": RawClient, "httpx": HttpxClient}
 
 
 async def load_phase(
@@ -300,6 +313,11 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument(
+        "--base-model", default="minilm-l6-v2", help="the base model of the model under load"
+    )
+    parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON lines file")
+    parser.add_argument(
         "--client",
         choices=["raw", "httpx", "both"],
         default="both",
@@ -309,14 +327,14 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    train_rows, texts = utterances(args.train_examples)
+    train_rows, texts = utterances(args.train_examples, data_root=args.data_root)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
         data_dir = Path(tmp) / "factory"
         url = start_local_factory(data_dir, timeout=180)
         try:
             pid = httpx.get(f"{url}/health").json()["pid"]
-            model = train_model(url, train_rows, args.steps, Path(tmp))
+            model = train_model(url, train_rows, args.steps, Path(tmp), base=args.base_model)
             tfidf = train_model(url, train_rows, 20, Path(tmp), base="tfidf-logreg")
             httpx.post(
                 f"{url}/v1/classifications", json={"model": model, "input": texts[:8]}, timeout=120
@@ -344,6 +362,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "load_average_before": round(load_before[0], 2),
         "load_average_after": round(load_after[0], 2),
+        "base_model": args.base_model,
         "clients": args.clients,
         "duration_s": args.duration,
         "batch": batch,
@@ -363,8 +382,8 @@ def main() -> None:
         "memory_idle_mib": round(idle),
         "memory_peak_mib": round(peak),
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    with open(RESULTS, "a", encoding="utf-8") as f:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a", encoding="utf-8") as f:
         f.write(json.dumps(result) + "\n")
     print(
         f"| figure | value | target |\n|---|---|---|\n"

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -98,7 +99,7 @@ def massive(data_root: Path, seed: int = 42) -> dict:
     in_texts = [*splits.train["text"], *splits.validation["text"], *splits.test["text"]]
     pool = ood.out_of_scope_pool(folder, "en", kept, in_texts)
     oos_valid, oos_test = ood.split_pool(pool, seed)
-    out = {
+    out: dict[str, Any] = {
         name: (getattr(splits, name)["text"].tolist(), getattr(splits, name)["label_text"].tolist())
         for name in data_mod.SPLITS
     }
@@ -121,14 +122,18 @@ def service_scores(predictor, texts: list[str]) -> tuple[np.ndarray, np.ndarray]
     return emb, probs.numpy()
 
 
-def train_and_embed(d: dict, seed: int, cache: Path | None) -> dict:
-    """Train the default encoder; embeddings and logits of every part (cached in ``cache``)."""
+def train_and_embed(d: dict, seed: int, cache: Path | None, steps: int | None = None) -> dict:
+    """Train the default encoder; embeddings and logits of every part (cached in ``cache``).
+
+    ``steps`` overrides the default recipe's step count (quick checks)."""
     if cache is not None and (cache / "arrays.npz").exists():
         arrays = dict(np.load(cache / "arrays.npz"))
         return {**arrays, **json.loads((cache / "meta.json").read_text())}
     labels = sorted(set(d["train"][1]))
     trainer = enc_mod.EncoderTrainer(DEFAULT_ENCODER)
     config = dataclasses.replace(enc_mod.DEFAULTS, seed=seed)
+    if steps is not None:
+        config = dataclasses.replace(config, training_steps=steps)
     ex = [Example(t, {"intent": y}) for t, y in zip(*d["train"], strict=True)]
     valid = [Example(t, {"intent": y}) for t, y in zip(*d["validation"], strict=True)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,17 +166,18 @@ def train_and_embed(d: dict, seed: int, cache: Path | None) -> dict:
     return {**arrays, **meta}
 
 
-def methods(d: dict, a: dict) -> dict[str, dict[str, np.ndarray]]:
-    """In-scope scores of every method on validation (in/oos) and test (in/oos)."""
+def methods(d: dict, a: dict) -> dict[str, Any]:
+    """In-scope scores of every method on validation (in/oos) and test (in/oos): ``{method:
+    {part: scores}}``, plus ``_temperature`` and ``_weights`` (``nearest_entropy``'s)."""
     labels = a["labels"]
     index = {label: i for i, label in enumerate(labels)}
-    y_valid = np.array([index[y] for y in d["validation"][1]])
+    y_valid = [index[y] for y in d["validation"][1]]
     parts = ("validation", "oos_validation", "test", "oos_test")
     logits = {p: ood.logits_from_probs(a[f"{p}_probs"]) for p in parts}
     temperature = ood.fit_temperature(logits["validation"], y_valid)
     maha = ood.Mahalanobis.fit(a["train_emb"], d["train"][1])
     nearest = ood.NearestNeighbour.fit(a["train_emb"])
-    out: dict[str, dict] = {name: {} for name in METHODS}
+    out: dict[str, Any] = {name: {} for name in METHODS}
     signals = {}
     for p in parts:
         probs = a[f"{p}_probs"]
@@ -193,6 +199,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", choices=["clinc150", "massive"], required=True)
     ap.add_argument("--seed", type=int, default=0, help="training seed")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"training steps (default: the recipe's, {enc_mod.DEFAULTS.training_steps})",
+    )
     ap.add_argument("--data-root", type=Path, default=bench_data.DEFAULT_DATA_ROOT)
     ap.add_argument(
         "--cache",
@@ -211,7 +223,7 @@ def main() -> None:
         if k != "pool_intents"
     }
     print("sizes:", sizes, flush=True)
-    a = train_and_embed(d, args.seed, args.cache)
+    a = train_and_embed(d, args.seed, args.cache, args.steps)
     scores = methods(d, a)
     test_pred = np.asarray(a["labels"])[a["test_probs"].argmax(1)]
     correct = test_pred == np.asarray(d["test"][1])
@@ -243,6 +255,7 @@ def main() -> None:
                 "precision",
             )
         },
+        "training_steps": a["config"]["training_steps"],
         "pool_intents": d.get("pool_intents"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

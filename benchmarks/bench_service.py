@@ -30,6 +30,13 @@ import time
 from pathlib import Path
 
 from mistralai.client import Mistral
+from mistralai.client.models import (
+    BaseModelCard,
+    ClassifierFineTuningJob,
+    ClassifierFineTuningJobDetails,
+    ClassifierTrainingParametersTypedDict,
+    TrainingFile,
+)
 from sklearn.metrics import accuracy_score, f1_score
 
 from helpers.factory import start_local_factory, stop_local_factory
@@ -63,28 +70,42 @@ def upload_split(client: Mistral, rows: list[dict], path: Path) -> str:
         return client.files.upload(file={"file_name": path.name, "content": f}).id
 
 
-def train(client: Mistral, model: str, train_id: str, valid_id: str | None, args) -> tuple:
-    hyperparameters = {}
+def job_details(client: Mistral, job_id: str) -> ClassifierFineTuningJobDetails:
+    job = client.fine_tuning.jobs.get(job_id=job_id)
+    if not isinstance(job, ClassifierFineTuningJobDetails):
+        raise TypeError(f"job {job_id}: expected a classifier job, got {type(job).__name__}")
+    return job
+
+
+def train(
+    client: Mistral, model: str, train_id: str, valid_id: str | None, args
+) -> tuple[ClassifierFineTuningJobDetails, int, float]:
+    hyperparameters: ClassifierTrainingParametersTypedDict = {}
     if args.steps:
         hyperparameters["training_steps"] = args.steps
     if args.lr:
         hyperparameters["learning_rate"] = args.lr
     started = time.monotonic()
-    job = client.fine_tuning.jobs.create(
+    created = client.fine_tuning.jobs.create(
         model=model,
         job_type="classifier",
-        training_files=[{"file_id": train_id, "weight": 1}],
+        training_files=[TrainingFile(file_id=train_id, weight=1)],
         validation_files=[valid_id] if valid_id else None,
         hyperparameters=hyperparameters,
         auto_start=True,
     )
+    if not isinstance(created, ClassifierFineTuningJob):
+        raise TypeError(f"{model}: expected a classifier job, got {type(created).__name__}")
+    job = job_details(client, created.id)
     while job.status not in {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"}:
         time.sleep(1.0)
-        job = client.fine_tuning.jobs.get(job_id=job.id)
+        job = job_details(client, job.id)
     wall = time.monotonic() - started
+    events = job.events or []
     if job.status != "SUCCESS":
-        raise RuntimeError(f"{model}: job {job.id} ended {job.status}: {job.events[-1].data}")
-    at = {e.data["status"]: e.created_at for e in job.events}
+        last = events[-1].data if events else None
+        raise RuntimeError(f"{model}: job {job.id} ended {job.status}: {last}")
+    at = {e.data["status"]: e.created_at for e in events if isinstance(e.data, dict)}
     return job, at["SUCCESS"] - at["RUNNING"], wall
 
 
@@ -96,7 +117,7 @@ def evaluate(client: Mistral, model_id: str, test: list[dict], latency_samples: 
         result = client.classifiers.classify(model=model_id, inputs=texts[i : i + BATCH])
         for item in result.results:
             scores = item["intent"].scores
-            predicted.append(max(scores, key=scores.get))
+            predicted.append(max(scores, key=scores.__getitem__))
     throughput = len(texts) / (time.perf_counter() - started)
     gold = [row["label_text"] for row in test]
     for text in texts[:10]:  # warm-up
@@ -138,7 +159,8 @@ def main() -> None:
     client = Mistral(api_key="local", server_url=start_local_factory(data_dir))
     rows = []
     try:
-        models = args.models or [m.id for m in client.models.list().data if m.type == "base"]
+        cards = client.models.list().data or []
+        models = args.models or [m.id for m in cards if isinstance(m, BaseModelCard)]
         for dataset in args.datasets:
             splits = load_splits(dataset, args.data_root)
             train_id = upload_split(client, splits["train"], data_dir / f"{dataset}_train.jsonl")
@@ -149,6 +171,8 @@ def main() -> None:
             )
             for model in models:
                 job, train_s, wall_s = train(client, model, train_id, valid_id, args)
+                if not isinstance(job.fine_tuned_model, str):
+                    raise RuntimeError(f"{model}: job {job.id} succeeded without a model")
                 row = {
                     "dataset": dataset,
                     "model": model,

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -28,6 +29,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from mistralai.client import Mistral  # noqa: E402
+from mistralai.client.models import (  # noqa: E402
+    ClassifierFineTuningJob,
+    ClassifierFineTuningJobDetails,
+    TrainingFile,
+)
 
 from helpers.factory import start_local_factory, stop_local_factory  # noqa: E402
 
@@ -39,6 +45,13 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM")
+
+
+def job_details(client: Mistral, job_id: str) -> ClassifierFineTuningJobDetails:
+    job = client.fine_tuning.jobs.get(job_id=job_id)
+    if not isinstance(job, ClassifierFineTuningJobDetails):
+        raise TypeError(f"job {job_id}: expected a classifier job, got {type(job).__name__}")
+    return job
 
 
 def write_file(path: Path, mib: float, seed: int = 0) -> int:
@@ -69,19 +82,23 @@ def measure(mib: float, model: str, work: Path) -> dict:
             uploaded = client.files.upload(file={"file_name": path.name, "content": f})
         after_upload = peak_rss_mib(pid)
         began = time.monotonic()
-        job = client.fine_tuning.jobs.create(
+        created = client.fine_tuning.jobs.create(
             model=model,
             job_type="classifier",
-            training_files=[{"file_id": uploaded.id, "weight": 1}],
+            training_files=[TrainingFile(file_id=uploaded.id, weight=1)],
             hyperparameters={"training_steps": 10},
             auto_start=False,
         )
+        if not isinstance(created, ClassifierFineTuningJob):
+            raise TypeError(f"expected a classifier job, got {type(created).__name__}")
+        job = job_details(client, created.id)
         while job.status in ("QUEUED", "VALIDATING"):
             time.sleep(0.5)
-            job = client.fine_tuning.jobs.get(job_id=job.id)
+            job = job_details(client, job.id)
         seconds = time.monotonic() - began
         after_validation = peak_rss_mib(pid)
-        error = next((e.data.get("error") for e in job.events if (e.data or {}).get("error")), "")
+        errors = (e.data.get("error") for e in job.events or [] if isinstance(e.data, dict))
+        error = next((str(message) for message in errors if message), "")
     finally:
         stop_local_factory(data_dir)
     path.unlink()
@@ -105,14 +122,17 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-validation-"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for mib in args.sizes:
-        row = measure(mib, args.model, work) | {
-            "load1": round(os.getloadavg()[0], 2),
-            "when": time.strftime("%Y-%m-%d %H:%M"),
-        }
-        print(json.dumps(row), flush=True)
-        with open(args.out, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+    try:
+        for mib in args.sizes:
+            row = measure(mib, args.model, work) | {
+                "load1": round(os.getloadavg()[0], 2),
+                "when": time.strftime("%Y-%m-%d %H:%M"),
+            }
+            print(json.dumps(row), flush=True)
+            with open(args.out, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -44,12 +45,16 @@ RESULTS = HERE / "results" / "contrastive_selection.jsonl"
 PARTS = ("train", "validation", "official", "oos_validation")
 
 
-def one(d: dict, labels: list[str], weight: float, temperature: float, seed: int) -> dict:
+def one(
+    d: dict, labels: list[str], weight: float, temperature: float, seed: int, steps: int | None
+) -> dict:
     enc = bench_oos.enc_mod
     trainer = enc.EncoderTrainer(
         bench_oos.DEFAULT_ENCODER, contrastive_weight=weight, contrastive_temperature=temperature
     )
     config = dataclasses.replace(enc.DEFAULTS, seed=seed)
+    if steps is not None:
+        config = dataclasses.replace(config, training_steps=steps)
     ex = [bench_oos.Example(t, {"intent": y}) for t, y in zip(*d["train"], strict=True)]
     target = bench_oos.TargetSpec("intent", labels, False)
     arrays: dict[str, np.ndarray] = {}
@@ -64,7 +69,8 @@ def one(d: dict, labels: list[str], weight: float, temperature: float, seed: int
                 predictor, texts
             )
     index = {label: i for i, label in enumerate(labels)}
-    row = {"weight": weight, "temperature": temperature, "seed": seed}
+    row: dict[str, Any] = {"weight": weight, "temperature": temperature, "seed": seed}
+    row["training_steps"] = config.training_steps
     row["train_s"] = round(train_s, 1)
     for part in ("validation", "official"):
         y = np.array([index[t] for t in d[part][1]])
@@ -79,7 +85,9 @@ def one(d: dict, labels: list[str], weight: float, temperature: float, seed: int
         a[f"{test_part}_emb"], a[f"{test_part}_probs"] = a[f"{part}_emb"], a[f"{part}_probs"]
     m = bench_oos.methods(d, a)
     row["valid_auroc"] = {
-        name: round(ood.auroc(m[name]["validation"], m[name]["oos_validation"]), 4)
+        name: round(
+            ood.auroc(m[name]["validation"].tolist(), m[name]["oos_validation"].tolist()), 4
+        )
         for name in bench_oos.METHODS
     }
     row["nearest_entropy_weights"] = m["_weights"]
@@ -98,7 +106,11 @@ def run(args) -> None:
     for point in args.points:
         weight, temperature = (float(x) for x in point.split(":"))
         for seed in args.seeds:
-            row = {"time": stamp, "note": args.note, **one(d, labels, weight, temperature, seed)}
+            row = {
+                "time": stamp,
+                "note": args.note,
+                **one(d, labels, weight, temperature, seed, args.steps),
+            }
             print(json.dumps(row), flush=True)
             with open(args.out, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")

@@ -145,7 +145,7 @@ def run_encoder(data, args) -> dict:
         predictor = trainer.load(Path(tmp))
         test_x, test_y = data["test"]
         scores = predictor.predict(test_x)
-        pred = [max(s["intent"], key=s["intent"].get) for s in scores]
+        pred = [max(s["intent"], key=s["intent"].__getitem__) for s in scores]
         row = {
             "method": f"encoder FT ({meta['recipe']['name']})",
             **metrics(test_y, pred),
@@ -162,7 +162,7 @@ def run_encoder(data, args) -> dict:
         row["precision"] = predictor.precision
         if predictor.precision != "fp32":
             fp32 = enc_mod.EncoderPredictor.load(Path(tmp), precision="fp32")
-            p32 = [max(s["intent"], key=s["intent"].get) for s in fp32.predict(test_x)]
+            p32 = [max(s["intent"], key=s["intent"].__getitem__) for s in fp32.predict(test_x)]
             row["fp32"] = metrics(test_y, p32)
         if not args.no_speed:
             row.update(speed(predictor, test_x))
@@ -181,7 +181,7 @@ def speed(predictor, texts: list[str]) -> dict:
     throughput = n / (time.perf_counter() - t0)
     rng = np.random.default_rng(0)
     lat = []
-    for i in rng.choice(len(texts), size=200, replace=False):
+    for i in rng.choice(len(texts), size=min(200, len(texts)), replace=False):
         t1 = time.perf_counter()
         predictor.predict([texts[i]])
         lat.append(1000 * (time.perf_counter() - t1))
@@ -199,10 +199,11 @@ def main() -> None:
     ap.add_argument(
         "--dataset", choices=["banking77", "clinc150", "massive_proxy"], default="massive_proxy"
     )
-    ap.add_argument("--steps", type=int, default=enc_mod.DEFAULT_TRAINING_STEPS)
-    ap.add_argument("--lr", type=float, default=enc_mod.DEFAULT_LEARNING_RATE)
-    ap.add_argument("--weight-decay", type=float, default=enc_mod.DEFAULT_WEIGHT_DECAY)
-    ap.add_argument("--warmup", type=float, default=enc_mod.DEFAULT_WARMUP_FRACTION)
+    defaults = enc_mod.EncoderTrainer.defaults  # the service's job defaults
+    ap.add_argument("--steps", type=int, default=defaults.training_steps)
+    ap.add_argument("--lr", type=float, default=defaults.learning_rate)
+    ap.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    ap.add_argument("--warmup", type=float, default=defaults.warmup_fraction)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-length", type=int, default=enc_mod.MAX_LENGTH)
     ap.add_argument("--trainable-layers", type=int, default=enc_mod.TRAINABLE_LAYERS)

@@ -3,13 +3,16 @@
 Usage (from the repo root)::
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/gpu_check.py [--data-root ../shared/data]
+        [--data-source sample] [--cpu-steps 20]
 
 With a GPU (CUDA, else Apple MPS) it trains the service's default encoder job
 (``EncoderTrainer()`` with its ``defaults``) on the bundled sample and on the cookbook's MASSIVE
 subset (``../shared/data/massive_en``, when present), then prints the device, the training
 seconds, the test accuracy and the classification throughput (texts/s in batches of 64), and
 checks that the saved model loads and predicts the same on the CPU. Without a GPU it says so and
-still runs a tiny check (20 steps on the sample) on the CPU, so the script is tested everywhere.
+still runs a tiny check (``--cpu-steps`` 20 steps on the sample) on the CPU, so the script is
+tested everywhere. ``--data-source`` replaces the bundled sample by a folder in the mteb schema
+(the smoke tests' tiny data).
 """
 
 from __future__ import annotations
@@ -61,11 +64,11 @@ def check(name: str, source: str, device: str, steps: int | None) -> dict:
         t1 = time.perf_counter()
         scores = predictor.predict(test_x)
         throughput = len(test_x) / (time.perf_counter() - t1)
-        pred = [max(s["intent"], key=s["intent"].get) for s in scores]
+        pred = [max(s["intent"], key=s["intent"].__getitem__) for s in scores]
         accuracy = sum(p == y for p, y in zip(pred, test_y, strict=True)) / len(test_y)
         on_cpu = EncoderPredictor.load(Path(tmp), device="cpu").predict(test_x[:32])
         same = sum(
-            max(a["intent"], key=a["intent"].get) == b
+            max(a["intent"], key=a["intent"].__getitem__) == b
             for a, b in zip(on_cpu, pred[:32], strict=True)
         )
     row = {
@@ -87,17 +90,24 @@ def main() -> None:
     ap.add_argument(
         "--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
     )
+    ap.add_argument(
+        "--data-source",
+        default="sample",
+        help="the first check's data: the bundled sample, or a folder in the mteb schema",
+    )
+    ap.add_argument("--cpu-steps", type=int, default=20, help="steps of the check without a GPU")
     args = ap.parse_args()
+    name = "sample" if args.data_source == "sample" else Path(args.data_source).name
     device = select_device("auto")
     if device.type == "cpu":
         print("no GPU found (torch sees neither CUDA nor MPS): running a tiny CPU check only")
-        check("sample", "sample", "cpu", steps=20)
+        check(name, args.data_source, "cpu", steps=args.cpu_steps)
         return
     print(
         f"GPU found: {device.type}"
         + (f" ({__import__('torch').cuda.get_device_name(0)})" if device.type == "cuda" else "")
     )
-    check("sample", "sample", device.type, steps=None)
+    check(name, args.data_source, device.type, steps=None)
     massive = args.data_root / "massive_en"
     if massive.is_dir():
         check("massive_en", str(massive), device.type, steps=None)

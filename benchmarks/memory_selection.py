@@ -34,13 +34,18 @@ sys.path.insert(0, str(HERE))
 
 import bench_oos  # noqa: E402  (sets the offline environment and sys.path)
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from recipe_table import add_common_arguments  # noqa: E402
 
 from helpers import data as data_mod  # noqa: E402
 from helpers.ood import softmax  # noqa: E402
 
 RESULTS = HERE / "results" / "memory_selection.jsonl"
-GRID = {"k": (5, 10, 20), "temperature": (0.05, 0.1), "weight": (0.2, 0.3, 0.4, 0.5)}
+GRID: dict[str, tuple[float, ...]] = {
+    "k": (5, 10, 20),
+    "temperature": (0.05, 0.1),
+    "weight": (0.2, 0.3, 0.4, 0.5),
+}
 
 
 def official_validation(folder: str, labels: list[str], subset_texts: list[str]):
@@ -55,14 +60,17 @@ def official_validation(folder: str, labels: list[str], subset_texts: list[str])
     return raw["text"].tolist(), raw["label_text"].tolist()
 
 
-def train_arrays(d: dict, seed: int, cache: Path | None) -> dict:
-    """Vectors and logits of the default recipe without memory (cached per seed)."""
+def train_arrays(d: dict, seed: int, cache: Path | None, steps: int | None = None) -> dict:
+    """Vectors and logits of the default recipe without memory (cached per seed; ``steps``
+    overrides the recipe's step count)."""
     if cache is not None and (cache / f"seed{seed}.npz").exists():
         return dict(np.load(cache / f"seed{seed}.npz"))
     enc = bench_oos.enc_mod
     labels = sorted(set(d["train"][1]))
     trainer = enc.EncoderTrainer(bench_oos.DEFAULT_ENCODER, memory_weight=0.0)
     config = dataclasses.replace(enc.DEFAULTS, seed=seed)
+    if steps is not None:
+        config = dataclasses.replace(config, training_steps=steps)
     ex = [bench_oos.Example(t, {"intent": y}) for t, y in zip(*d["train"], strict=True)]
     target = bench_oos.TargetSpec("intent", labels, False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,15 +78,18 @@ def train_arrays(d: dict, seed: int, cache: Path | None) -> dict:
         trainer.train(ex, None, [target], config, Path(tmp), lambda r: None)
         print(f"seed {seed}: trained in {time.perf_counter() - t0:.1f} s", flush=True)
         predictor = trainer.load(Path(tmp))
-        w = predictor.heads[0].weight.detach().numpy().astype(np.float64)
-        b = predictor.heads[0].bias.detach().numpy().astype(np.float64)
-        arrays = {}
+        head = predictor.heads[0]
+        assert isinstance(head, torch.nn.Linear)
+        w = head.weight.detach().numpy().astype(np.float64)
+        b = head.bias.detach().numpy().astype(np.float64)
+        arrays: dict[str, np.ndarray] = {}
         for part in ("train", "validation", "official"):
             emb = bench_oos.embed(predictor, d[part][0])[0].astype(np.float64)
             arrays[f"{part}_emb"], arrays[f"{part}_logits"] = emb, emb @ w.T + b
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        np.savez(cache / f"seed{seed}.npz", **arrays)
+        # numpy's stub: mypy matches **arrays against savez's allow_pickle: bool too
+        np.savez(cache / f"seed{seed}.npz", **arrays)  # type: ignore[arg-type]
     return arrays
 
 
@@ -104,9 +115,9 @@ def run(args) -> None:
     y_train = np.array([index[y] for y in d["train"][1]])
     ys = {p: np.array([index[y] for y in d[p][1]]) for p in ("validation", "official")}
     print({p: len(d[p][0]) for p in ("train", "validation", "official")}, flush=True)
-    arrays = {s: train_arrays(d, s, args.cache) for s in args.seeds}
+    arrays = {s: train_arrays(d, s, args.cache, args.steps) for s in args.seeds}
     points = [("none", 0, 0.0, 0.0)] + [
-        (f"k{k} t{t} w{w}", k, t, w)
+        (f"k{k} t{t} w{w}", int(k), t, w)
         for k in GRID["k"]
         for t in GRID["temperature"]
         for w in GRID["weight"]

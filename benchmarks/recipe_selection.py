@@ -34,7 +34,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from recipe_table import add_common_arguments, encoder_rows, massive  # noqa: E402  (sets offline env defaults)
+from recipe_table import (  # noqa: E402  (sets offline env defaults)
+    add_common_arguments,
+    encoder_rows,
+    massive,
+    with_steps,
+)
 
 RESULTS = HERE / "results" / "recipe_selection.jsonl"
 
@@ -65,13 +70,14 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
 }
 
 
-def evaluate(data: dict, name: str, seed: int) -> dict:
+def evaluate(data: dict, name: str, seed: int, steps: int | None = None) -> dict:
     """Train one candidate with one seed through ``recipe_table.encoder_rows``, scored on the
-    validation split."""
+    validation split (``steps`` overrides the candidate's step count)."""
     from helpers.factory.trainers.base import TrainConfig
     from helpers.factory.trainers.encoder import EncoderTrainer
 
     trainer_kwargs, config_kwargs = CANDIDATES[name]
+    config_kwargs = with_steps(config_kwargs, steps)
     rows = encoder_rows(data, name, trainer_kwargs, config_kwargs, seed, split="validation")
     model = rows[0]
     config = TrainConfig(**{**vars(EncoderTrainer.defaults), **config_kwargs, "seed": seed})
@@ -115,7 +121,7 @@ def run(args) -> None:
                 print(f"budget of {args.budget_min} min spent; not starting {name} seed {seed}")
                 return
             row = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **n, "note": args.note}
-            row |= evaluate(data, name, seed)
+            row |= evaluate(data, name, seed, args.steps)
             with open(args.out, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
             skip = {"recipe", "stages", "config", "trainer_kwargs", "blend"}

@@ -141,6 +141,8 @@ def frozen_row(data: dict) -> dict:
     from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder
 
     path = resolve_encoder(DEFAULT_ENCODER)
+    if path is None:
+        raise SystemExit(f"the encoder {DEFAULT_ENCODER} is not available offline")
     torch.set_num_threads(num_threads())
     with Timer() as t:
         tok, enc = _load_tokenizer(path), _Encoder(_pretrained_encoder(path)).eval()
@@ -148,11 +150,15 @@ def frozen_row(data: dict) -> dict:
         def embed(texts):
             ids = tok(texts, truncation=True, max_length=64)["input_ids"]
             order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-            out = torch.zeros((len(ids), enc.model.config.hidden_size))
             with torch.inference_mode():
-                for s in range(0, len(order), 128):
-                    idx = order[s : s + 128]
-                    out[idx] = enc(*_pad([ids[i] for i in idx], tok.pad_token_id))
+                pooled = torch.cat(
+                    [
+                        enc(*_pad([ids[i] for i in order[s : s + 128]], tok.pad_token_id))
+                        for s in range(0, len(order), 128)
+                    ]
+                )
+                out = torch.empty_like(pooled)
+                out[order] = pooled  # back to the order of texts
             return out.numpy()
 
         clf = LogisticRegression(C=10.0, max_iter=3000).fit(
@@ -299,15 +305,15 @@ def run(args) -> None:
     }
     for key, (label, (tkw, ckw)) in named.items():
         if key in args.rows:
-            for row in encoder_rows(d, label, tkw, ckw, 0):
+            for row in encoder_rows(d, label, tkw, with_steps(ckw, args.steps), 0):
                 write("massive_en", n, row)
     if "default" in args.rows:
         for seed in args.seeds:
-            for row in encoder_rows(d, "default recipe", {}, {}, seed):
+            for row in encoder_rows(d, "default recipe", {}, with_steps({}, args.steps), seed):
                 write("massive_en", n, row)
         for name in args.other:
             d2, n2 = data(name)
-            for row in encoder_rows(d2, "default recipe", {}, {}, 0):
+            for row in encoder_rows(d2, "default recipe", {}, with_steps({}, args.steps), 0):
                 write(name, n2, row)
 
 
@@ -328,11 +334,24 @@ def table(path: Path) -> str:
 
 
 def add_common_arguments(ap: argparse.ArgumentParser, results: Path) -> None:
-    """``--data-root``, ``--out`` (the JSONL file, default ``results``), ``--note``, ``--table``."""
+    """``--data-root``, ``--out`` (the JSONL file, default ``results``), ``--note``, ``--table``,
+    ``--steps``."""
     ap.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=results)
     ap.add_argument("--note", default="")
     ap.add_argument("--table", action="store_true", help="print the Markdown table and exit")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps of every model trained, overriding its recipe's (quick checks)",
+    )
+
+
+def with_steps(config_kwargs: dict, steps: int | None) -> dict:
+    """``config_kwargs`` (``TrainConfig`` overrides) with ``training_steps`` set to ``steps``
+    when given."""
+    return config_kwargs if steps is None else {**config_kwargs, "training_steps": steps}
 
 
 def main() -> None:
