@@ -294,7 +294,7 @@ class Worker:
         records = job.integrations
         if records and api_key:
             run = integrations.start_run(
-                job.id, job.model, job.hyperparameters, job.integrations[0], api_key
+                job.id, job.model, job.hyperparameters, records[0], api_key
             )
             if run is not None:
                 records = [{**records[0], "url": run.url}, *records[1:]]
