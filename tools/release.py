@@ -8,9 +8,10 @@ version, which is the ref the Colab badges, install cells and links name
 (``tools/sync_notebooks.py``). Checks, in order: the work tree is clean (what is tagged is
 what was committed), ``CHANGELOG.md`` has a section ``## v{version}``, the notebooks are in
 sync with the version (badges, install cells, links), and the tag does not already name
-another commit. Then it creates the annotated tag ``v{version}`` at HEAD and builds the sdist
-and the wheel into ``dist/``. Push the tag yourself (``git push origin v{version}``): until
-it is on GitHub, the badges and install cells of this version point at nothing.
+another commit. Then it builds the sdist and the wheel into ``dist/`` and, when that worked,
+creates the annotated tag ``v{version}`` at HEAD. Push the tag yourself (``git push origin
+v{version}``): until it is on GitHub, the badges and install cells of this version point at
+nothing.
 """
 
 from __future__ import annotations
@@ -86,18 +87,21 @@ def release(root: Path, dry_run: bool = False, build: bool = True) -> str:
     if dry_run:
         print(f"{tag}: every check passed (dry run: no tag, no build)")
         return tag
+    if build:  # first: a build that fails leaves no tag behind
+        done = subprocess.run(
+            [sys.executable, "-m", "build", "--no-isolation", "--outdir", "dist", "."],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise ReleaseError(f"the build failed, nothing was tagged:\n{done.stdout[-2000:]}")
+        print(f"built: {', '.join(sorted(p.name for p in (root / 'dist').glob('*')))}")
     if not git(root, "tag", "--list", tag):
         git(root, "tag", "-a", tag, "-m", f"Release {tag}\n\n{changelog_section(root, tag)}")
         print(f"tagged {tag} at {git(root, 'rev-parse', '--short', 'HEAD')}")
     else:
         print(f"{tag} already names HEAD")
-    if build:
-        subprocess.run(
-            [sys.executable, "-m", "build", "--no-isolation", "--outdir", "dist", "."],
-            cwd=root,
-            check=True,
-        )
-        print(f"built: {', '.join(sorted(p.name for p in (root / 'dist').glob('*')))}")
     print(f"push it: git push origin {tag}")
     return tag
 

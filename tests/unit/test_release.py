@@ -148,3 +148,16 @@ def test_release_tags_and_builds(tmp_path):
     release.git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "more")
     with pytest.raises(release.ReleaseError, match="already names commit"):
         release.check(root)
+
+
+@pytest.mark.slow  # runs a build
+def test_a_failed_build_leaves_no_tag(tmp_path):
+    root = project(tmp_path, "# Changelog\n\n## v1.2.3\n- things\n")
+    text = (
+        (root / "pyproject.toml").read_text().replace('packages = ["tiny"]', 'packages = ["gone"]')
+    )
+    (root / "pyproject.toml").write_text(text)
+    release.git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "break")
+    with pytest.raises(release.ReleaseError, match="the build failed, nothing was tagged"):
+        release.release(root)
+    assert release.git(root, "tag", "--list") == ""
