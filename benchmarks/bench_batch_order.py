@@ -36,6 +36,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import bench_data  # noqa: E402
 import numpy as np  # noqa: E402
 from mistralai.client import Mistral  # noqa: E402
 
@@ -45,17 +46,6 @@ from helpers.factory import start_local_factory, stop_local_factory  # noqa: E40
 RESULTS = HERE / "results" / "batch_order.jsonl"
 BATCH = 64
 T = TypeVar("T")
-
-
-def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if "flags" in line), []
-    )
-    return sorted(f for f in flags if f.startswith(("avx", "amx")))
 
 
 def test_texts(dataset: str, data_root: Path, limit: int) -> list[str]:
@@ -161,7 +151,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         "max_score_difference": float(np.abs(a - b).max()),
         "max_embedding_difference": float(np.abs(vec_file - vec_sorted).max()),
         "same_top_label": float((a.argmax(1) == b.argmax(1)).mean()),
-        "cpu_flags": cpu_flags(),
+        "cpu_flags": bench_data.cpu_flags(),
         "load1": round(os.getloadavg()[0], 2),
         "when": time.strftime("%Y-%m-%d %H:%M"),
     }

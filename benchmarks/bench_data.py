@@ -24,6 +24,20 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's vector extensions that change speed here (AVX2, AVX-512, AMX, bf16), from
+    ``/proc/cpuinfo``; recorded beside every timing (empty where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    flags = set(line.split(":", 1)[-1].split())
+    return sorted(f for f in flags if f == "avx2" or f.startswith(("avx512", "amx")) or "bf16" in f)
+
+
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 
 SNIPS_INTENTS = [

@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_data
 import httpx
 import numpy as np
 import torch
@@ -68,16 +69,6 @@ TARGETS = {
     "int8_agreement": (">=", 0.995),
     "service_vs_inprocess_p50": ("<=", 1.2),
 }
-
-
-def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    flags = set(line.split(":", 1)[-1].split())
-    return sorted(f for f in flags if f == "avx2" or f.startswith(("avx512", "amx")) or "bf16" in f)
 
 
 def cpu_model() -> str:
@@ -320,7 +311,7 @@ def main() -> None:
         "ratios": ratios,
         "met": met,
         "cpu": cpu_model(),
-        "cpu_flags": cpu_flags(),
+        "cpu_flags": bench_data.cpu_flags(),
         "cpus": os.cpu_count(),
         "load_avg_1m": os.getloadavg()[0],
         "timestamp": int(time.time()),

@@ -27,22 +27,13 @@ import threading
 import time
 from pathlib import Path
 
+import bench_data
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "budgets.jsonl"
 BUDGETS_S = {"run": 600, "test-fast": 60, "test": 1500}
 COMMANDS = {"run": ["make", "run"], "test-fast": ["make", "test-fast"], "test": ["make", "test"]}
-
-
-def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if "flags" in line), []
-    )
-    return sorted(f for f in flags if f.startswith(("avx", "amx")))
 
 
 def du_mb(path: Path) -> float | None:
@@ -107,7 +98,7 @@ def run_step(step: str, work: Path, log: Path, command: list[str] | None = None)
         "peak_disk_growth_mb": round(peak["mb"] - start_used, 1),
         "last_lines": tail,
         **before,
-        "cpu_flags": cpu_flags(),
+        "cpu_flags": bench_data.cpu_flags(),
         "nproc": os.cpu_count(),
         "load1_after": round(os.getloadavg()[0], 2),
         "commit": subprocess.run(

@@ -11,6 +11,8 @@ import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix, f1_score
 from tqdm.std import tqdm
 
+from helpers.text_batches import length_sorted_batches
+
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -32,19 +34,6 @@ def with_retries(call, retries: int = 5, backoff_seconds: float = 1.0):
                 raise
             time.sleep(backoff_seconds * 2**attempt)
     raise AssertionError("unreachable")
-
-
-def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:
-    """Indices of ``texts`` in batches of similar length (shortest first).
-
-    An encoder pads every text of a batch to the longest one; sorting the whole list by length
-    first means little padding, so a split is classified or embedded faster than in file
-    order. Callers put the results back in the original order.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def classify_all(

@@ -75,7 +75,8 @@ def embed_all(
 ) -> np.ndarray:
     """``client.embeddings.create`` over all ``texts`` (retrying 429/5xx): an (n, dim) array in
     the order of ``texts``; sent in batches of similar length, as ``classify_all`` does."""
-    from helpers.evaluation import length_sorted_batches, with_retries
+    from helpers.evaluation import with_retries
+    from helpers.text_batches import length_sorted_batches
 
     texts = [str(t) for t in texts]
     out: np.ndarray | None = None

@@ -250,9 +250,3 @@ class PredictorCache:
             entry = self._entries.pop(model_id, None)
         if entry is not None:
             entry.close()
-
-
-def length_sorted_chunks(texts: Sequence[str], size: int) -> list[list[int]]:
-    """Indices of ``texts`` sorted by length, cut into chunks of ``size`` (one turn each)."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    return [order[i : i + size] for i in range(0, len(order), size)]

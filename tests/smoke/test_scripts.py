@@ -156,6 +156,7 @@ def _import(name: str) -> ModuleType:
 
 def check_bench_data(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bench_data = _import("benchmarks/bench_data.py")
+    assert all(isinstance(f, str) for f in bench_data.cpu_flags())
     banking = bench_data.load("banking77", data_root)
     assert [len(banking[s][0]) for s in ("train", "validation", "test")] == [40, 0, 20]
     assert sorted(set(banking["train"][1])) == sorted(BANKING)

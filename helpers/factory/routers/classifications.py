@@ -19,9 +19,10 @@ import uuid
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from ...text_batches import length_sorted_batches
 from ..deps import Factory, FactoryDep
 from ..errors import NO_MODEL, conflict, gone, invalid, not_found, too_large
-from ..predictors import Batcher, ModelUnavailable, length_sorted_chunks
+from ..predictors import Batcher, ModelUnavailable
 from ..schemas import ClassificationRequest, ClassificationResponse
 from ..store import ModelRow
 
@@ -115,7 +116,7 @@ async def classify(body: ClassificationRequest, factory: FactoryDep):
     # one turn of at most max_batch texts at a time: a 10,000-text request no longer holds the
     # model for a minute while a one-utterance request waits behind it
     results: list = [None] * len(texts)
-    for idx in length_sorted_chunks(texts, batcher.max_batch):
+    for idx in length_sorted_batches(texts, batcher.max_batch):
         chunk = [texts[i] for i in idx]
         for attempt in range(RELOADS + 1):
             try:

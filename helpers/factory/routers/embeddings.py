@@ -22,9 +22,10 @@ import numpy as np
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from ...text_batches import length_sorted_batches
 from ..deps import FactoryDep
 from ..errors import NO_MODEL, conflict, gone, invalid, not_found
-from ..predictors import MAX_BATCH, Batcher, ModelUnavailable, length_sorted_chunks
+from ..predictors import MAX_BATCH, Batcher, ModelUnavailable
 from ..schemas import EmbeddingRequest, EmbeddingResponse
 from .classifications import checked_inputs, gone_message, missing_files
 
@@ -81,7 +82,7 @@ async def _embed_in_turns(predictor, batcher: Batcher | None, texts: list[str], 
 
     vectors: np.ndarray | None = None
     n_tokens = 0
-    for idx in length_sorted_chunks(texts, size):
+    for idx in length_sorted_batches(texts, size):
         chunk = [texts[i] for i in idx]
         if batcher is not None:  # on the thread the model lives on (see predictors)
             part, tokens = await asyncio.wrap_future(batcher.call_future(embed, predictor, chunk))
