@@ -104,7 +104,7 @@ def kernel_cost(folder: Path, repeats: int) -> list[float]:
     """Seconds to run a one-cell notebook the way the runner does (start, run, shut down)."""
     import papermill as pm
 
-    from helpers.batch import _kernel_manager_class
+    from helpers.batch import kernel_manager_class
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
@@ -124,7 +124,7 @@ def kernel_cost(folder: Path, repeats: int) -> list[float]:
             str(folder / "tiny.out.ipynb"),
             kernel_name="python3",
             progress_bar=False,
-            kernel_manager_class=_kernel_manager_class({}, sockets),
+            kernel_manager_class=kernel_manager_class({}, sockets),
         )
         times.append(round(time.perf_counter() - start, 2))
         shutil.rmtree(sockets, ignore_errors=True)

@@ -56,7 +56,7 @@ from mistralai.client.models import (
 
 from helpers import data, export, formatting
 from helpers.factory import start_local_factory, stop_local_factory
-from helpers.factory.trainers.encoder import EncoderPredictor, _resolve_precision
+from helpers.factory.trainers.encoder import EncoderPredictor, resolve_precision
 
 ROOT = Path(__file__).resolve().parent
 DATA_ROOT = ROOT.parent.parent / "shared" / "data"
@@ -247,7 +247,7 @@ def main() -> None:
             "n_texts": len(texts),
             "model": model_id,
             "threads": threads,
-            "service_precision": _resolve_precision(None),
+            "service_precision": resolve_precision(None),
             "service_engine": inprocess.engine,
         }
         r["inprocess_per_s"] = throughput(inprocess, texts, args.repeats)

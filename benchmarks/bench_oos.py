@@ -25,9 +25,10 @@ fine-tuned pooled embedding, shared covariance fitted on the training embeddings
 standardised on in-scope validation, weights 0.3/0.5/0.7 chosen by validation AUROC).
 Embeddings come from ``helpers.factory.trainers.embeddings.embed`` — the function behind
 ``POST /v1/embeddings`` — called in-process. The probabilities are the service's: the heads'
-softmax blended with the votes of the nearest training texts when the model has a memory (the
-default), by the predictor's own ``_Memory``; the "logits" the temperature is fitted on are their
-logarithms, as lesson 7 computes them from the API's scores. One JSON line per method goes to
+softmax blended with the votes of the nearest training texts for an extras model (``--recipe``,
+default ``extras``), by the predictor's own scoring rule; the "logits" the temperature is fitted
+on are their logarithms, as lesson 7 computes them from the API's scores. One JSON line per
+method goes to
 ``benchmarks/results/oos.jsonl`` with the 1-minute load average.
 """
 
@@ -110,19 +111,17 @@ def massive(data_root: Path, seed: int = 42) -> dict:
 
 def service_scores(predictor, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The pooled embeddings of ``texts`` and the scores the service returns for them: the
-    head's softmax, blended with the votes of the nearest training texts when the model has a
-    memory (the predictor's own ``_Memory``)."""
+    model's scoring rule (the head's softmax, blended with the votes of the nearest training
+    texts for an extras model), run on those embeddings."""
     emb = embed(predictor, texts)[0]
-    head = predictor.heads[0]
-    w = head.weight.detach().numpy().astype(np.float64)
-    b = head.bias.detach().numpy().astype(np.float64)
-    probs = torch.softmax(torch.from_numpy(emb @ w.T + b), dim=-1)
-    if predictor.memory is not None:
-        probs = predictor.memory.blend(0, torch.from_numpy(emb).float(), probs.float()).double()
-    return emb, probs.numpy()
+    with torch.inference_mode():
+        probs = predictor.scoring(torch.from_numpy(emb).float())[0]
+    return emb, probs.double().numpy()
 
 
-def train_and_embed(d: dict, seed: int, cache: Path | None, steps: int | None = None) -> dict:
+def train_and_embed(
+    d: dict, seed: int, cache: Path | None, steps: int | None = None, recipe: str = "extras"
+) -> dict:
     """Train the default encoder; embeddings and logits of every part (cached in ``cache``).
 
     ``steps`` overrides the default recipe's step count (quick checks)."""
@@ -130,7 +129,7 @@ def train_and_embed(d: dict, seed: int, cache: Path | None, steps: int | None = 
         arrays = dict(np.load(cache / "arrays.npz"))
         return {**arrays, **json.loads((cache / "meta.json").read_text())}
     labels = sorted(set(d["train"][1]))
-    trainer = enc_mod.EncoderTrainer(DEFAULT_ENCODER)
+    trainer = enc_mod.EncoderTrainer(DEFAULT_ENCODER, enc_mod.RECIPES[recipe])
     config = dataclasses.replace(enc_mod.DEFAULTS, seed=seed)
     if steps is not None:
         config = dataclasses.replace(config, training_steps=steps)
@@ -156,7 +155,8 @@ def train_and_embed(d: dict, seed: int, cache: Path | None, steps: int | None = 
         "train_load_before": la,
         "train_load_after": load1(),
         "precision": predictor.precision,
-        "memory": predictor.memory is not None,
+        "votes": predictor.votes is not None,
+        "recipe": recipe,
         "config": config.__dict__,
     }
     if cache is not None:
@@ -205,6 +205,12 @@ def main() -> None:
         default=None,
         help=f"training steps (default: the recipe's, {enc_mod.DEFAULTS.training_steps})",
     )
+    ap.add_argument(
+        "--recipe",
+        choices=sorted(enc_mod.RECIPES),
+        default="extras",
+        help="the encoder recipe to train (default: extras, the one the targets are set for)",
+    )
     ap.add_argument("--data-root", type=Path, default=bench_data.DEFAULT_DATA_ROOT)
     ap.add_argument(
         "--cache",
@@ -223,7 +229,7 @@ def main() -> None:
         if k != "pool_intents"
     }
     print("sizes:", sizes, flush=True)
-    a = train_and_embed(d, args.seed, args.cache, args.steps)
+    a = train_and_embed(d, args.seed, args.cache, args.steps, args.recipe)
     scores = methods(d, a)
     test_pred = np.asarray(a["labels"])[a["test_probs"].argmax(1)]
     correct = test_pred == np.asarray(d["test"][1])

@@ -50,7 +50,10 @@ def one(
 ) -> dict:
     enc = bench_oos.enc_mod
     trainer = enc.EncoderTrainer(
-        bench_oos.DEFAULT_ENCODER, contrastive_weight=weight, contrastive_temperature=temperature
+        bench_oos.DEFAULT_ENCODER,
+        enc.EXTRAS,
+        contrastive_weight=weight,
+        contrastive_temperature=temperature,
     )
     config = dataclasses.replace(enc.DEFAULTS, seed=seed)
     if steps is not None:

@@ -36,6 +36,7 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 from helpers.factory.trainers import encoder as enc_mod  # noqa: E402
 from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig  # noqa: E402
+from helpers.factory.trainers.encoder import model_format  # noqa: E402
 from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder  # noqa: E402
 
 RESULTS = HERE / "results" / "encoder_recipe.jsonl"
@@ -115,6 +116,7 @@ def examples(texts, labels) -> list[Example]:
 def run_encoder(data, args) -> dict:
     trainer = enc_mod.EncoderTrainer(
         DEFAULT_ENCODER,
+        enc_mod.RECIPES[args.recipe],
         max_length=args.max_length,
         trainable_layers=args.trainable_layers,
         head_lr_factor=args.head_lr_factor,
@@ -141,7 +143,7 @@ def run_encoder(data, args) -> dict:
         trainer.train(examples(*data["train"]), valid, [target], config, Path(tmp), on_step)
         secs = time.perf_counter() - t0
         lb = load1()
-        meta = json.loads((Path(tmp) / "classifier.json").read_text())
+        meta = model_format.read(Path(tmp))
         predictor = trainer.load(Path(tmp))
         test_x, test_y = data["test"]
         scores = predictor.predict(test_x)
@@ -205,9 +207,10 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     ap.add_argument("--warmup", type=float, default=defaults.warmup_fraction)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-length", type=int, default=enc_mod.MAX_LENGTH)
-    ap.add_argument("--trainable-layers", type=int, default=enc_mod.TRAINABLE_LAYERS)
-    ap.add_argument("--head-lr-factor", type=float, default=enc_mod.HEAD_LR_FACTOR)
+    ap.add_argument("--recipe", choices=sorted(enc_mod.RECIPES), default=enc_mod.PLAIN.name)
+    ap.add_argument("--max-length", type=int, default=enc_mod.PLAIN.max_length)
+    ap.add_argument("--trainable-layers", type=int, default=enc_mod.PLAIN.trainable_layers)
+    ap.add_argument("--head-lr-factor", type=float, default=enc_mod.PLAIN.head_lr_factor)
     ap.add_argument("--no-warm-start", action="store_true")
     ap.add_argument("--no-valid", action="store_true", help="train without a validation set")
     ap.add_argument("--no-speed", action="store_true", help="skip the inference timings")

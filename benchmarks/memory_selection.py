@@ -1,13 +1,13 @@
 """Choose the nearest-example votes (k, temperature, weight) on validation data only.
 
-For each seed, the default recipe is trained once *without* its memory
-(``memory_weight=0``) on the cookbook's MASSIVE subset; its sentence vectors and logits are
-kept for the train split and two validation sets: the cookbook's own validation split (664
-utterances) and MASSIVE's official validation rows of the same 16 intents (1,226 utterances
-after removing texts that also occur in the subset). Every grid point then blends the
-classifier's softmax with the votes of the ``k`` nearest training texts, exactly as
-``helpers.factory.trainers.encoder._Memory`` does (without the float16 storage), and is scored
-on both validation sets. The test split is never read here.
+For each seed, the plain recipe (no votes, no contrastive term) is trained once on the
+cookbook's MASSIVE subset; its sentence vectors and logits are kept for the train split and two
+validation sets: the cookbook's own validation split (664 utterances) and MASSIVE's official
+validation rows of the same 16 intents (1,226 utterances after removing texts that also occur in
+the subset). Every grid point then blends the classifier's softmax with the votes of the ``k``
+nearest training texts, exactly as
+``helpers.factory.trainers.encoder.votes.NearestNeighbourVotes`` does (without the float16
+storage), and is scored on both validation sets. The test split is never read here.
 
 Usage (from the repo root)::
 
@@ -61,13 +61,13 @@ def official_validation(folder: str, labels: list[str], subset_texts: list[str])
 
 
 def train_arrays(d: dict, seed: int, cache: Path | None, steps: int | None = None) -> dict:
-    """Vectors and logits of the default recipe without memory (cached per seed; ``steps``
+    """Vectors and logits of the plain recipe (cached per seed; ``steps``
     overrides the recipe's step count)."""
     if cache is not None and (cache / f"seed{seed}.npz").exists():
         return dict(np.load(cache / f"seed{seed}.npz"))
     enc = bench_oos.enc_mod
     labels = sorted(set(d["train"][1]))
-    trainer = enc.EncoderTrainer(bench_oos.DEFAULT_ENCODER, memory_weight=0.0)
+    trainer = enc.EncoderTrainer(bench_oos.DEFAULT_ENCODER, enc.PLAIN)
     config = dataclasses.replace(enc.DEFAULTS, seed=seed)
     if steps is not None:
         config = dataclasses.replace(config, training_steps=steps)

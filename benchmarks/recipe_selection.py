@@ -3,9 +3,8 @@
 Each candidate (``CANDIDATES``) trains ``EncoderTrainer`` on the train split exactly as
 ``recipe_table.py`` does and is scored on the **validation** split (accuracy, macro-F1); the
 test split is dropped as soon as the data are loaded and never used, so a recipe can be chosen
-here and confirmed once on test with ``recipe_table.py``. A blended candidate also records the
-validation accuracy of its encoder alone (the same model with the TF-IDF part switched off), and
-a candidate with a memory (the default) that of the same model without the nearest-example votes.
+here and confirmed once on test with ``recipe_table.py``. A candidate with votes of the nearest
+training texts (``extras``) also records the validation accuracy of the same model without them.
 
 Usage (from the repo root; one torch thread when the other core is busy)::
 
@@ -49,12 +48,9 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "layers6": ({"trainable_layers": 6}, {}),
     "steps450": ({}, {"training_steps": 450}),
     "layers6-steps400": ({"trainable_layers": 6}, {"training_steps": 400}),
-    "blend30": ({"blend_weight": 0.3}, {}),
-    "blend50": ({"blend_weight": 0.5}, {}),
     "lr3e-4": ({}, {"learning_rate": 3e-4}),
     "smooth0.1": ({"label_smoothing": 0.1}, {}),
     "steps450-smooth0.1": ({"label_smoothing": 0.1}, {"training_steps": 450}),
-    "steps450-blend50": ({"blend_weight": 0.5}, {"training_steps": 450}),
     "steps600": ({}, {"training_steps": 600}),
     "batch64": ({"batch_size": 64}, {}),
     "steps450-decay0.8": ({"layer_lr_decay": 0.8}, {"training_steps": 450}),
@@ -64,9 +60,11 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "head3": ({"head_lr_factor": 3.0}, {}),
     "head30": ({"head_lr_factor": 30.0}, {}),
     "warmup0.2": ({}, {"warmup_fraction": 0.2}),
-    # the votes of the nearest training texts are part of the default from here on
-    # (memory_selection.py chose k, temperature and weight); "no-memory" is the default before
-    "no-memory": ({"memory_weight": 0.0}, {}),
+    # the extras recipe: the contrastive term and the votes of the nearest training texts
+    # (memory_selection.py and contrastive_selection.py chose their settings); the default
+    # ("default" above) is the plain recipe. The TF-IDF blends screened earlier (blend30,
+    # blend50, steps450-blend50; in the results file) no longer exist.
+    "extras": ({"recipe": "extras"}, {}),
 }
 
 
@@ -87,13 +85,8 @@ def evaluate(data: dict, name: str, seed: int, steps: int | None = None) -> dict
         "val_accuracy": model["test_accuracy"],  # encoder_rows names scores after its test use
         "val_macro_f1": model["macro_f1"],
     }
-    for other in rows[1:]:  # the same model without its blend / without its memory
-        key = (
-            "val_accuracy_encoder_alone"
-            if other["method"].endswith("encoder alone")
-            else "val_accuracy_without_memory"
-        )
-        row[key] = other["test_accuracy"]
+    for other in rows[1:]:  # the same model without its votes
+        row["val_accuracy_without_votes"] = other["test_accuracy"]
     return {
         **row,
         "cpu_s": model["train_cpu_s"],

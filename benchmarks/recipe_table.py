@@ -132,12 +132,8 @@ def frozen_row(data: dict) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     from helpers.factory.trainers.device import num_threads
-    from helpers.factory.trainers.encoder import (
-        _Encoder,
-        _load_tokenizer,
-        _pad,
-        _pretrained_encoder,
-    )
+    from helpers.factory.trainers.encoder import Encoder, load_tokenizer, pretrained_encoder
+    from helpers.factory.trainers.encoder.network import pad
     from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder
 
     path = resolve_encoder(DEFAULT_ENCODER)
@@ -145,7 +141,7 @@ def frozen_row(data: dict) -> dict:
         raise SystemExit(f"the encoder {DEFAULT_ENCODER} is not available offline")
     torch.set_num_threads(num_threads())
     with Timer() as t:
-        tok, enc = _load_tokenizer(path), _Encoder(_pretrained_encoder(path)).eval()
+        tok, enc = load_tokenizer(path), Encoder(pretrained_encoder(path)).eval()
 
         def embed(texts):
             ids = tok(texts, truncation=True, max_length=64)["input_ids"]
@@ -153,7 +149,7 @@ def frozen_row(data: dict) -> dict:
             with torch.inference_mode():
                 pooled = torch.cat(
                     [
-                        enc(*_pad([ids[i] for i in order[s : s + 128]], tok.pad_token_id))
+                        enc(*pad([ids[i] for i in order[s : s + 128]], tok.pad_token_id))
                         for s in range(0, len(order), 128)
                     ]
                 )
@@ -180,13 +176,20 @@ def encoder_rows(
     seed: int,
     split: str = "test",
 ) -> list[dict]:
-    """Train once; one row for the model as saved and, when blended, one for the encoder alone.
+    """Train once; one row for the model as saved and, with votes, one for the heads alone.
 
     Scores are on ``data[split]`` (named ``test_accuracy``/``macro_f1`` whatever the split)."""
     from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig
-    from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer
+    from helpers.factory.trainers.encoder import (
+        RECIPES,
+        EncoderPredictor,
+        EncoderTrainer,
+        model_format,
+    )
 
-    trainer = EncoderTrainer(device="cpu", **trainer_kwargs)
+    kwargs = dict(trainer_kwargs)
+    recipe = RECIPES[kwargs.pop("recipe", "plain")]
+    trainer = EncoderTrainer(recipe=recipe, device="cpu", **kwargs)
     config = TrainConfig(**{**vars(trainer.defaults), **config_kwargs, "seed": seed})
     labels = sorted(set(data["train"][1]))
     train = [Example(x, {"intent": y}) for x, y in zip(*data["train"], strict=True)]
@@ -200,7 +203,7 @@ def encoder_rows(
                 Path(tmp),
                 lambda r: None,
             )
-        meta = json.loads((Path(tmp) / "classifier.json").read_text())
+        meta = model_format.read(Path(tmp))
         predictor = EncoderPredictor.load(Path(tmp))
         test_x, test_y = data[split]
 
@@ -211,33 +214,20 @@ def encoder_rows(
         base = {
             "seed": seed,
             "recipe": meta["recipe"],
-            "blend": meta["blend"],
-            "memory": {k: v for k, v in (meta.get("memory") or {}).items() if k != "rule"} or None,
+            "votes": {k: v for k, v in (meta.get("votes") or {}).items() if k != "rule"} or None,
             "max_length": meta["max_length"],
             "stages": meta["training"],
         }
         rows = [{"method": name, **accuracy(predictor), **t.row(), **base}]
-        if predictor.tfidf is not None:
-            tfidf_s = meta["training"]["tfidf_seconds"]
-            predictor.tfidf, predictor.blend_weight = None, 0.0
-            rows.append(
-                {
-                    "method": f"{name}, encoder alone",
-                    **accuracy(predictor),
-                    **t.row(minus_wall=tfidf_s),
-                    "note": "train_cpu_s includes the TF-IDF part; train_wall_s does not",
-                    **base,
-                }
-            )
-        if predictor.memory is not None:  # the same model without the nearest-example votes
-            memory_s = meta["training"]["memory_seconds"]
-            predictor.memory = None
+        if predictor.votes is not None:  # the same model without the nearest-example votes
+            votes_s = meta["training"]["votes_seconds"]
+            predictor.scoring.votes = None
             rows.append(
                 {
                     "method": f"{name}, without the nearest-example votes",
                     **accuracy(predictor),
-                    **t.row(minus_wall=memory_s),
-                    "note": "train_cpu_s includes the memory pass; train_wall_s does not",
+                    **t.row(minus_wall=votes_s),
+                    "note": "train_cpu_s includes the votes' pass; train_wall_s does not",
                     **base,
                 }
             )
@@ -245,21 +235,15 @@ def encoder_rows(
 
 
 OLD_DEFAULT = (
-    {"trainable_layers": 2, "blend_weight": 0.0, "memory_weight": 0.0},
+    {"trainable_layers": 2},
     {"training_steps": 300, "learning_rate": 1e-4, "weight_decay": 0.01, "warmup_fraction": 0.1},
 )
 FT600 = (
-    {"trainable_layers": 6, "warm_start": False, "blend_weight": 0.0, "memory_weight": 0.0},
+    {"trainable_layers": 6, "warm_start": False},
     {"training_steps": 600, "learning_rate": 1e-4, "warmup_fraction": 0.05},
 )
 FT300 = (
-    {
-        "trainable_layers": 6,
-        "warm_start": False,
-        "max_length": 48,
-        "blend_weight": 0.5,
-        "memory_weight": 0.0,
-    },
+    {"trainable_layers": 6, "warm_start": False, "max_length": 48},
     {"training_steps": 300, "learning_rate": 2e-4, "warmup_fraction": 0.1, "weight_decay": 0.01},
 )
 
@@ -301,7 +285,7 @@ def run(args) -> None:
             OLD_DEFAULT,
         ),
         "ft600": ("all layers fine-tuned, 600 x 32, lr 1e-4", FT600),
-        "ft300": ("all layers fine-tuned, 300 x 32, lr 2e-4, 10% warm-up, + 50/50 TF-IDF", FT300),
+        "ft300": ("all layers fine-tuned, 300 x 32, lr 2e-4, 10% warm-up", FT300),
     }
     for key, (label, (tkw, ckw)) in named.items():
         if key in args.rows:

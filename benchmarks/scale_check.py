@@ -50,7 +50,7 @@ def child(path: str, steps: int | None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig
-    from helpers.factory.trainers.encoder import EncoderTrainer
+    from helpers.factory.trainers.encoder import EncoderTrainer, model_format
 
     rows = json.loads(Path(path).read_text())
     examples = [Example(text, {"intent": label}) for label, text in rows]
@@ -67,7 +67,7 @@ def child(path: str, steps: int | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trainer.train(examples, None, [target], config, Path(tmp), lambda r: None)
         wall = time.perf_counter() - t0
-        meta = json.loads((Path(tmp) / "classifier.json").read_text())
+        meta = model_format.read(Path(tmp))
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     print(
@@ -85,13 +85,12 @@ def child(path: str, steps: int | None) -> None:
                 "frozen_cache": meta["training"]["frozen_cache"],
                 "frozen_cache_mb": meta["training"]["frozen_cache_mb"],
                 "stages": {
-                    k: meta["training"][k]
+                    k: meta["training"].get(k)
                     for k in (
                         "frozen_pass_seconds",
                         "prepare_seconds",
                         "steps_seconds",
-                        "memory_seconds",
-                        "tfidf_seconds",
+                        "votes_seconds",
                     )
                 },
             }

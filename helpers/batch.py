@@ -88,7 +88,7 @@ RESULTS = [
     "worker",
 ]
 # Torch/BLAS threads of a point's kernel and Classifier Factory; the encoder trainer honours
-# INTENT_TORCH_THREADS (documented in helpers/batch.py and the README).
+# INTENT_TORCH_THREADS (documented in helpers/batch.py and docs/batch-runs.md).
 THREAD_VARIABLES = (
     "INTENT_TORCH_THREADS",
     "OMP_NUM_THREADS",
@@ -212,7 +212,7 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _kernel_manager_class(env: dict, socket_dir: str | None):
+def kernel_manager_class(env: dict, socket_dir: str | None):
     """A kernel manager for one point: its kernel gets ``env`` on top of ours and, when
     ``socket_dir`` is given, talks over private IPC sockets there instead of TCP ports, so
     concurrent points never race for a port (papermill#511, nbconvert#1066)."""
@@ -261,7 +261,7 @@ def _run_point(
     start = time.perf_counter()
     # IPC sockets need a short path (108 bytes), so not under a deep --out
     socket_dir = None if os.name == "nt" else tempfile.mkdtemp(prefix="batch-kernel-")
-    engine = {"kernel_manager_class": _kernel_manager_class(env or {}, socket_dir)}
+    engine = {"kernel_manager_class": kernel_manager_class(env or {}, socket_dir)}
     results: dict = {}  # what the notebooks showed with helpers.notebook.record, merged
     for i, path in enumerate(notebooks):
         nb_params = {k: v for k, v in params.items() if k in declared[path]}

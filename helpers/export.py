@@ -4,10 +4,11 @@ The folder runs without this project, the service or PyTorch: ``predict.py`` nee
 ``onnxruntime``, ``tokenizers`` and ``numpy``. It reads utterances one per line on standard input
 and writes one JSON object per line, ``{target: {label: score}}``, with the scores the service
 returns (softmax per single-label target, blended with the votes of the nearest training texts
-when the model has a memory; independent sigmoids per multi-label target).
+when the model was trained with the extras recipe; independent sigmoids per multi-label target).
 
 - Encoder models become one ONNX graph (tokens -> encoder -> mean pooling -> heads -> scores,
-  and the memory's votes: the training texts' vectors and labels are constants of the graph)
+  and, for an extras model, the votes: the training texts' vectors and labels are constants of
+  the graph; a plain model's export holds no training text)
   plus ``tokenizer.json`` (truncation and padding configured in it); ``quantize=True`` stores
   the graph with int8 weights (ONNX Runtime's dynamic quantization).
 - TF-IDF models are stored as their arrays (vocabularies, idf weights, coefficients) and
@@ -242,43 +243,29 @@ def _targets(meta_targets: list[dict]) -> list[dict]:
 
 
 def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
-    import torch
     from torch import nn
 
-    from .factory.trainers import encoder as enc_module
+    from .factory.trainers.encoder import EncoderPredictor, ModelFormatError, model_format
     from .factory.trainers.onnx_engine import PooledEncoder, eager_attention, export_onnx
 
-    meta = json.loads((model_dir / "classifier.json").read_text(encoding="utf-8"))
-    if meta.get("format") != enc_module.FORMAT:
-        raise ExportError(f"{model_dir}/classifier.json: unknown format {meta.get('format')!r}")
-    if meta.get("blend"):
-        raise ExportError(
-            f"{model_dir}: this model blends its encoder with another model "
-            f"({meta['blend']!r}); export supports pure encoder classifiers only"
-        )
-    if meta.get("pooling", "mean") != "mean":
-        raise ExportError(f"{model_dir}: pooling {meta['pooling']!r} is not supported (mean only)")
-    predictor = enc_module.EncoderPredictor.load(model_dir, precision="fp32", engine="torch")
+    try:
+        meta = model_format.read(model_dir)
+    except ModelFormatError as exc:
+        raise ExportError(str(exc)) from None
+    predictor = EncoderPredictor.load(model_dir, precision="fp32", engine="torch")
     eager_attention(predictor.enc.model)  # plain ops: the traced graph takes any mask
     normalize = bool(meta.get("normalize", True))
 
     class Scores(nn.Module):
-        """Token ids -> encoder -> mean pooling (-> L2) -> one head per target -> scores."""
+        """Token ids -> encoder -> mean pooling (-> L2) -> the model's scoring rule."""
 
         def __init__(self) -> None:
             super().__init__()
             self.pooled = PooledEncoder(predictor.enc.model, normalize)
-            self.heads = predictor.heads
-            self.multi = [t.multi_label for t in predictor.targets]
-            self.memory = predictor.memory  # votes of the nearest training texts, or None
+            self.scoring = predictor.scoring  # heads -> probabilities (-> votes)
 
         def forward(self, input_ids, attention_mask):
-            pooled = self.pooled(input_ids, attention_mask)
-            out = []
-            for i, (h, ml) in enumerate(zip(self.heads, self.multi, strict=True)):
-                p = torch.sigmoid(h(pooled)) if ml else torch.softmax(h(pooled), dim=-1)
-                out.append(p if self.memory is None else self.memory.blend(i, pooled, p))
-            return tuple(out)
+            return self.scoring(self.pooled(input_ids, attention_mask))
 
     outputs = [f"scores_{i}" for i in range(len(predictor.targets))]
     fp32_path = out / "model.onnx"
@@ -294,7 +281,7 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
         root.setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing
         try:
             # one scale per output column, 7-bit weights (no overflow on CPUs without VNNI);
-            # the feed-forward projections, heads and memory stay fp32 (_fp32_matmuls)
+            # the feed-forward projections, heads and votes stay fp32 (_fp32_matmuls)
             quantize_dynamic(
                 str(fp32_path),
                 str(q_path),
@@ -308,11 +295,11 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
         os.replace(q_path, fp32_path)
     _write_tokenizer(model_dir, out, int(meta["max_length"]))
     targets = _targets(meta["targets"])
-    memory = meta.get("memory")
-    for i in (memory or {}).get("targets", []):
+    votes = meta.get("votes")
+    for i in (votes or {}).get("targets", []):
         targets[i]["scores"] = (
-            f"softmax blended {1 - memory['weight']:g}/{memory['weight']:g} with the votes of "
-            f"the {memory['k']} nearest of {memory['size']} training texts"
+            f"softmax blended {1 - votes['weight']:g}/{votes['weight']:g} with the votes of "
+            f"the {votes['k']} nearest of {votes['size']} training texts"
         )
     for target, name in zip(targets, outputs, strict=True):
         target["output"] = name
@@ -329,19 +316,19 @@ def _export_encoder(model_dir: Path, out: Path, quantize: bool) -> dict:
 
 def _fp32_matmuls(graph: Path) -> list[str]:
     """The matrix products that keep float32 weights under ``quantize=True``: both projections of
-    each layer's feed-forward block, the heads and a memory's similarities; int8 weights go to
+    each layer's feed-forward block, the heads and the votes' similarities; int8 weights go to
     the attention projections (query, key, value, output).
 
     The feed-forward block's input after GELU has the widest range of any product's input, so
     one int8 scale per call rounds it most coarsely. Keeping only its output projection in
     float32 (the previous choice: 5 of 1,812 top labels changed on the sample's validation split
-    for four models without a memory, against 11 with every product in int8) was not enough once
+    for four models without votes, against 11 with every product in int8) was not enough once
     the votes of the nearest training texts joined the scores: a similarity divided by the
-    memory's temperature (0.05) magnifies small changes of the sentence vector. On validation,
+    votes' temperature (0.05) magnifies small changes of the sentence vector. On validation,
     one utterance at a time, keeping both feed-forward projections in float32 halved the change
     of the sentence vector (mean cosine distance to float32 0.0014 vs 0.0033) and of the scores
     (mean largest change 0.0022 vs 0.0034), for 44 MB instead of 34 (float32: 90 MB; figures in
-    ``benchmarks/README.md``). The heads and the memory are small and stay float32: int8 rounding
+    ``benchmarks/README.md``). The heads and the votes are small and stay float32: int8 rounding
     cannot reorder the nearest neighbours.
     """
     import onnx
@@ -395,7 +382,7 @@ def _export_tfidf(model_dir: Path, out: Path) -> dict:
             f"{model_dir}: unknown model format {config.get('format')!r} "
             f"(export knows {tfidf.FORMAT} and encoder classifiers)"
         )
-    names = list(tfidf._BLOCKS)
+    names = list(tfidf.BLOCKS)
     files = [f"vocab_{n}.json" for n in names] + [f"idf_{n}.npy" for n in names]
     files += [f"head_{i}_{p}.npy" for i in range(len(config["targets"])) for p in ("W", "b")]
     for name in files:
@@ -405,8 +392,8 @@ def _export_tfidf(model_dir: Path, out: Path) -> dict:
     blocks = [
         {
             "name": n,
-            "analyzer": tfidf._BLOCKS[n]["analyzer"],
-            "ngram_range": list(tfidf._BLOCKS[n]["ngram_range"]),
+            "analyzer": tfidf.BLOCKS[n]["analyzer"],
+            "ngram_range": list(tfidf.BLOCKS[n]["ngram_range"]),
             "lowercase": True,
             "sublinear_tf": True,
             "norm": "l2",

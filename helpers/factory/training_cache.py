@@ -50,11 +50,15 @@ def _code_digest() -> str:
 
 
 def trainer_recipe(trainer: Any) -> dict:
-    """The trainer's class and its plain settings (numbers, strings, flags)."""
+    """The trainer's class and its plain settings (numbers, strings, flags, its recipe)."""
     settings = {
-        name: value
+        name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
         for name, value in sorted(vars(trainer).items())
-        if not name.startswith("_") and isinstance(value, str | int | float | bool | type(None))
+        if not name.startswith("_")
+        and (
+            isinstance(value, str | int | float | bool | type(None))
+            or (dataclasses.is_dataclass(value) and not isinstance(value, type))
+        )
     }
     return {
         "class": f"{type(trainer).__module__}.{type(trainer).__qualname__}",

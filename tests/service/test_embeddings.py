@@ -111,25 +111,17 @@ def test_fine_tuned_encoder_embeddings_are_what_its_heads_read(client, server, e
     assert tuned.shape == (4, 384)
     np.testing.assert_allclose(np.linalg.norm(tuned, axis=1), 1.0, atol=1e-5)
     assert np.abs(tuned - base).max() > 1e-3  # the top layers were fine-tuned
-    # softmax(head(embedding)), blended with the votes of the nearest training texts by the rule
-    # in classifier.json, reproduces the classification endpoint's scores
+    # softmax(head(embedding)) reproduces the classification endpoint's scores (the default
+    # recipe is the plain one: no votes of the nearest training texts)
     folder = next(p for p in (server.data_dir / "models").rglob("classifier.json")).parent
     assert list((folder / "serving").glob("encoder-*.onnx"))  # the service runs it through ONNX
+    meta = json.loads((folder / "classifier.json").read_text())
+    assert meta["votes"] is None and meta["recipe"]["name"] == "plain"
     predictor = EncoderPredictor.load(folder)
     head = predictor.heads[0]
     logits = tuned @ head.weight.detach().numpy().T + head.bias.detach().numpy()
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
-    spec = json.loads((folder / "classifier.json").read_text())["memory"]
-    memory = np.load(folder / spec["path"] / "vectors.npy").astype(np.float64)
-    memory_labels = np.load(folder / spec["path"] / "labels_0.npy")
-    sims = tuned @ memory.T
-    votes = np.zeros_like(probs)
-    for row in range(len(tuned)):
-        top = np.argsort(-sims[row], kind="stable")[: spec["k"]]
-        w = np.exp((sims[row, top] - sims[row, top].max()) / spec["temperature"])
-        np.add.at(votes[row], memory_labels[top], w / w.sum())
-    probs = (1 - spec["weight"]) * probs + spec["weight"] * votes
     results = client.classifiers.classify(model=model, inputs=TEXTS).results
     labels = predictor.targets[0].labels
     served = np.array([[r["intent"].scores[label] for label in labels] for r in results])
@@ -205,3 +197,30 @@ def test_auth_is_required_when_configured(tmp_path):
         assert len(ok.data[0].embedding) == 384
     finally:
         server.stop()
+
+
+@pytest.mark.slow  # trains an encoder
+def test_the_extras_recipe_is_a_base_model_of_its_own(client, server, files):
+    """``minilm-l6-v2-extras`` (contrastive term + votes) is picked by the model id the SDK
+    sends; the job, the model card and the saved model all say so, and the served scores are
+    the predictor's own (heads blended with the votes)."""
+    from helpers.factory.trainers.encoder import EncoderPredictor
+
+    listed = {m.id: m for m in client.models.list().data}
+    assert "votes of the 10 nearest" in listed["minilm-l6-v2-extras"].description
+    assert "votes" not in listed["minilm-l6-v2"].description
+    job = train(client, *files, model="minilm-l6-v2-extras", steps=3, timeout=300)
+    assert job.model == "minilm-l6-v2-extras"
+    card = client.models.retrieve(model_id=job.fine_tuned_model)
+    assert card.root == "minilm-l6-v2-extras"
+    folders = [p.parent for p in (server.data_dir / "models").rglob("classifier.json")]
+    folder = next(f for f in folders if json.loads((f / "classifier.json").read_text())["votes"])
+    meta = json.loads((folder / "classifier.json").read_text())
+    assert meta["base_model"] == "minilm-l6-v2-extras" and meta["recipe"]["name"] == "extras"
+    assert meta["recipe"]["contrastive_weight"] == 0.5 and meta["votes"]["k"] == 10
+    results = client.classifiers.classify(model=job.fine_tuned_model, inputs=TEXTS).results
+    in_torch = EncoderPredictor.load(folder, engine="torch").predict(TEXTS)
+    labels = sorted(in_torch[0]["intent"])
+    served = np.array([[r["intent"].scores[label] for label in labels] for r in results])
+    expected = np.array([[r["intent"][label] for label in labels] for r in in_torch])
+    np.testing.assert_allclose(served, expected, atol=1e-5)

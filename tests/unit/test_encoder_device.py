@@ -131,7 +131,7 @@ def test_gpu_trained_model_loads_and_predicts_on_cpu(tmp_path, monkeypatch):
 
     data = [Example(t, {"intent": k}) for k, v in TEXTS.items() for t in v]
     target = TargetSpec("intent", sorted(TEXTS), False)
-    trainer = EncoderTrainer(device="cpu", trainable_layers=1, blend_weight=0.0)
+    trainer = EncoderTrainer(device="cpu", trainable_layers=1)
     out = tmp_path / "model"
     trainer.train(data, None, [target], TrainConfig(2, 1e-4, 0.01, 0.0), out, lambda r: None)
     cpu_scores = EncoderPredictor.load(out).predict(["is it raining", "play jazz"])

@@ -1,5 +1,6 @@
-"""The encoder recipe's parts: the TF-IDF blend component, the bounded frozen-layer cache,
-per-layer learning rates and the defaults the service reads (offline, bundled MiniLM)."""
+"""The encoder recipe's parts: the recipes and their checks, the model format's older keys, the
+bounded frozen cache, per-layer learning rates, the defaults the service reads, the votes of the
+nearest training texts and the contrastive term (offline, bundled MiniLM)."""
 
 from __future__ import annotations
 
@@ -19,56 +20,45 @@ from helpers.factory.trainers import hyperparameters_with_defaults  # noqa: E402
 from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig  # noqa: E402
 from helpers.factory.trainers.encoder import (  # noqa: E402
     DEFAULTS,
+    EXTRAS,
+    PLAIN,
+    Encoder,
     EncoderPredictor,
     EncoderTrainer,
-    _Encoder,
-    _FrozenInputs,
-    _load_tokenizer,
-    _pretrained_encoder,
+    ModelFormatError,
+    load_tokenizer,
+    pretrained_encoder,
     supervised_contrastive_loss,
 )
+from helpers.factory.trainers.encoder.frozen_cache import FrozenCache  # noqa: E402
+from helpers.factory.trainers.encoder.network import pad  # noqa: E402
 from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder  # noqa: E402
-from helpers.factory.trainers.tfidf import TfidfLogRegTrainer, TfidfPredictor  # noqa: E402
+from helpers.factory.trainers.tfidf import TfidfLogRegTrainer  # noqa: E402
 
 DATA = [Example(t, {"intent": k}) for k, v in TEXTS.items() for t in v]
 TARGET = TargetSpec("intent", sorted(TEXTS), False)
 PROBES = ["is it raining in berlin", "play the beatles", "wake me at 5"]
 
 
-@pytest.mark.slow  # trains or loads an encoder
-def test_blend_component_is_a_tfidf_model_and_the_rule_is_stated(tmp_path):
-    trainer = EncoderTrainer(device="cpu", trainable_layers=1, blend_weight=0.4)
-    trainer.train(
-        DATA, DATA[::4], [TARGET], TrainConfig(3, 1e-4, 0.01, 0.0, seed=1), tmp_path, lambda r: None
-    )
-    meta = json.loads((tmp_path / "classifier.json").read_text())
-    assert meta["blend"]["component"] == "tfidf-logreg"
-    assert meta["blend"]["weight"] == 0.4 and meta["blend"]["path"] == "tfidf"
-    assert (tmp_path / "tfidf" / "config.json").is_file()
-    # the component is a complete tfidf-logreg model directory, loadable by its own trainer
-    linear = TfidfLogRegTrainer().load(tmp_path / "tfidf").predict(PROBES)
-    blended = EncoderPredictor.load(tmp_path)
-    assert isinstance(blended.tfidf, TfidfPredictor)
-    mixed = blended.predict(PROBES)
-    blended.tfidf, blended.blend_weight = None, 0.0
-    encoder_only = blended.predict(PROBES)
-    for m, e, lin in zip(mixed, encoder_only, linear, strict=True):
-        assert sum(m["intent"].values()) == pytest.approx(1.0, abs=1e-6)
-        for label in TARGET.labels:
-            expected = 0.6 * e["intent"][label] + 0.4 * lin["intent"][label]
-            assert m["intent"][label] == pytest.approx(expected, abs=1e-9)
-    assert [max(p["intent"], key=p["intent"].get) for p in mixed] == ["weather", "music", "alarm"]
-
-
-def test_blend_weight_must_be_below_one():
-    with pytest.raises(ValueError, match="blend_weight"):
-        EncoderTrainer(device="cpu", blend_weight=1.0)
+def test_the_plain_recipe_is_the_default_and_the_extras_are_named():
+    plain = EncoderTrainer(device="cpu")
+    assert plain.recipe == PLAIN and plain.base_model == "minilm-l6-v2"
+    assert (PLAIN.contrastive_weight, PLAIN.votes_weight) == (0.0, 0.0)
+    extras = EncoderTrainer(recipe=EXTRAS, device="cpu")
+    assert extras.base_model == "minilm-l6-v2-extras"
+    assert EXTRAS.contrastive_weight > 0 and EXTRAS.votes_weight > 0
+    assert "votes of the 10 nearest" in extras.description
+    assert "votes" not in plain.description and "contrastive" not in plain.description
+    # a keyword changes one field of the recipe; an unknown one says which names exist
+    assert EncoderTrainer(device="cpu", trainable_layers=2).recipe.trainable_layers == 2
+    with pytest.raises(TypeError, match="unknown recipe field.*blend_weight.*known"):
+        EncoderTrainer(device="cpu", blend_weight=0.4)
 
 
 @pytest.fixture(scope="module")
 def encoder():
     path = resolve_encoder(DEFAULT_ENCODER)
-    return _Encoder(_pretrained_encoder(path)).eval(), _load_tokenizer(path)
+    return Encoder(pretrained_encoder(path)).eval(), load_tokenizer(path)
 
 
 @pytest.mark.slow  # trains or loads an encoder
@@ -78,11 +68,9 @@ def test_frozen_cache_modes_agree_and_stay_within_budget(encoder):
     ids = tok(texts, truncation=True, max_length=64)["input_ids"]
     tokens = sum(len(x) for x in ids)
     dim = enc.model.config.hidden_size
-    full = _FrozenInputs(enc, ids, tok.pad_token_id, 4, torch.device("cpu"))
-    half = _FrozenInputs(
-        enc, ids, tok.pad_token_id, 4, torch.device("cpu"), budget=tokens * dim * 2
-    )
-    none = _FrozenInputs(enc, ids, tok.pad_token_id, 4, torch.device("cpu"), budget=tokens * dim)
+    full = FrozenCache(enc, ids, tok.pad_token_id, 4, torch.device("cpu"))
+    half = FrozenCache(enc, ids, tok.pad_token_id, 4, torch.device("cpu"), budget=tokens * dim * 2)
+    none = FrozenCache(enc, ids, tok.pad_token_id, 4, torch.device("cpu"), budget=tokens * dim)
     assert (full.mode, half.mode, none.mode) == ("float32", "float16", "recompute")
     assert full.nbytes() == tokens * dim * 4 and half.nbytes() == tokens * dim * 2
     assert none.nbytes() == 0
@@ -101,19 +89,17 @@ def test_frozen_cache_modes_agree_and_stay_within_budget(encoder):
     ref = enc(*_pad_ids([ids[i] for i in idx], tok.pad_token_id))
     assert torch.allclose(pooled[idx], ref, atol=1e-5)
     # with every layer trainable nothing is cached
-    assert _FrozenInputs(enc, ids, tok.pad_token_id, 0, torch.device("cpu")).mode == "recompute"
+    assert FrozenCache(enc, ids, tok.pad_token_id, 0, torch.device("cpu")).mode == "recompute"
 
 
 def _pad_ids(seqs, pad_id):
-    from helpers.factory.trainers.encoder import _pad
-
-    return _pad(seqs, pad_id)
+    return pad(seqs, pad_id)
 
 
 @pytest.mark.slow  # trains or loads an encoder
 def test_per_layer_learning_rates(tmp_path):
     trainer = EncoderTrainer(
-        device="cpu", trainable_layers=3, layer_lr_decay=0.5, head_lr_factor=10.0, blend_weight=0.0
+        device="cpu", trainable_layers=3, layer_lr_decay=0.5, head_lr_factor=10.0
     )
     seen = []
     trainer.train(
@@ -143,11 +129,11 @@ def test_service_defaults_come_from_the_trainer():
     assert np.isfinite(trainer.expected_seconds(5000, DEFAULTS))
 
 
-# -- the votes of the nearest training texts (the memory) ----------------------------------------
+# -- the votes of the nearest training texts (an extra) -------------------------------------------
 
 
 def _reference_votes(query, vectors, labels, n_labels, k, temperature):
-    """The memory's rule written again in numpy (float64)."""
+    """The votes' rule written again in numpy (float64)."""
     sims = query.astype(np.float64) @ vectors.astype(np.float64).T
     out = np.zeros((len(query), n_labels))
     for r in range(len(query)):
@@ -159,9 +145,9 @@ def _reference_votes(query, vectors, labels, n_labels, k, temperature):
 
 
 @pytest.fixture(scope="module")
-def memory_model(module_tmp):
-    out = module_tmp("memory")
-    trainer = EncoderTrainer(device="cpu", trainable_layers=1, memory_k=4)
+def votes_model(module_tmp):
+    out = module_tmp("votes")
+    trainer = EncoderTrainer(recipe=EXTRAS, device="cpu", trainable_layers=1, votes_k=4)
     trainer.train(
         DATA, None, [TARGET], TrainConfig(3, 1e-4, 0.01, 0.0, seed=2), out, lambda r: None
     )
@@ -169,29 +155,27 @@ def memory_model(module_tmp):
 
 
 @pytest.mark.slow  # trains or loads an encoder
-def test_memory_is_saved_with_its_rule_and_blends_as_stated(memory_model):
-    meta = json.loads((memory_model / "classifier.json").read_text())
-    spec = meta["memory"]
-    assert meta["format_version"] == 3
-    assert spec["path"] == "memory" and spec["targets"] == [0] and spec["size"] == len(DATA)
+def test_votes_are_saved_with_their_rule_and_blend_as_stated(votes_model):
+    meta = json.loads((votes_model / "classifier.json").read_text())
+    spec = meta["votes"]
+    assert meta["format_version"] == 4 and "memory" not in meta and "blend" not in meta
+    assert spec["path"] == "votes" and spec["targets"] == [0] and spec["size"] == len(DATA)
     assert (spec["k"], spec["temperature"], spec["weight"]) == (4, 0.05, 0.4)
-    assert "k training texts" in spec["rule"] and meta["recipe"]["name"].endswith(
-        "nearest-examples"
-    )
-    vectors = np.load(memory_model / "memory" / "vectors.npy", allow_pickle=False)
-    labels = np.load(memory_model / "memory" / "labels_0.npy", allow_pickle=False)
+    assert "k training texts" in spec["rule"] and meta["recipe"]["name"] == "extras"
+    vectors = np.load(votes_model / "votes" / "vectors.npy", allow_pickle=False)
+    labels = np.load(votes_model / "votes" / "labels_0.npy", allow_pickle=False)
     assert vectors.dtype == np.float16 and vectors.shape == (len(DATA), 384)
     assert labels.tolist() == [TARGET.labels.index(e.labels["intent"]) for e in DATA]
     for engine in ("torch", "onnx"):
-        predictor = EncoderPredictor.load(memory_model, engine=engine)
+        predictor = EncoderPredictor.load(votes_model, engine=engine)
         # the stored vectors are the model's own sentence vectors of the training texts
         again = predictor.embed([e.text for e in DATA])
         assert np.abs(again - vectors.astype(np.float32)).max() < 2e-3
         blended = predictor.predict(PROBES)
         query = predictor.embed(PROBES)
-        memory, predictor.memory = predictor.memory, None
+        votes, predictor.scoring.votes = predictor.scoring.votes, None
         plain = predictor.predict(PROBES)
-        predictor.memory = memory
+        predictor.scoring.votes = votes
         votes = _reference_votes(query, vectors.astype(np.float32), labels, 3, 4, 0.05)
         for r, (b, p) in enumerate(zip(blended, plain, strict=True)):
             assert sum(b["intent"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -206,14 +190,16 @@ def test_memory_is_saved_with_its_rule_and_blends_as_stated(memory_model):
 
 
 @pytest.mark.slow  # trains or loads an encoder
-def test_memory_off_for_weight_zero_and_for_multi_label_targets(tmp_path):
+def test_no_votes_in_the_plain_recipe_nor_for_multi_label_targets(tmp_path):
     config = TrainConfig(2, 1e-4, 0.01, 0.0, seed=1)
-    EncoderTrainer(device="cpu", trainable_layers=1, memory_weight=0.0).train(
+    EncoderTrainer(device="cpu", trainable_layers=1).train(
         DATA, None, [TARGET], config, tmp_path / "off", lambda r: None
     )
     meta = json.loads((tmp_path / "off" / "classifier.json").read_text())
-    assert meta["memory"] is None and not (tmp_path / "off" / "memory").exists()
-    assert EncoderPredictor.load(tmp_path / "off").memory is None
+    assert meta["votes"] is None and not (tmp_path / "off" / "votes").exists()
+    assert meta["recipe"]["name"] == "plain" and meta["recipe"]["contrastive_weight"] == 0.0
+    assert "supervised contrastive" not in meta["recipe"]["loss"]
+    assert EncoderPredictor.load(tmp_path / "off").votes is None
     topics = TargetSpec("topics", ["indoors", "outdoors"], True)
     multi = [
         Example(e.text, {"intent": e.labels["intent"], "topics": ["outdoors"]})
@@ -221,17 +207,17 @@ def test_memory_off_for_weight_zero_and_for_multi_label_targets(tmp_path):
         else Example(e.text, {"intent": e.labels["intent"], "topics": ["indoors"]})
         for e in DATA
     ]
-    trainer = EncoderTrainer(device="cpu", trainable_layers=1)
+    trainer = EncoderTrainer(recipe=EXTRAS, device="cpu", trainable_layers=1)
     trainer.train(multi, None, [topics], config, tmp_path / "ml", lambda r: None)
-    assert json.loads((tmp_path / "ml" / "classifier.json").read_text())["memory"] is None
+    assert json.loads((tmp_path / "ml" / "classifier.json").read_text())["votes"] is None
     trainer.train(multi, None, [topics, TARGET], config, tmp_path / "both", lambda r: None)
-    spec = json.loads((tmp_path / "both" / "classifier.json").read_text())["memory"]
+    spec = json.loads((tmp_path / "both" / "classifier.json").read_text())["votes"]
     assert spec["targets"] == [1]  # the single-label target only
     predictor = EncoderPredictor.load(tmp_path / "both")
     scores = predictor.predict(PROBES)
-    memory, predictor.memory = predictor.memory, None
+    votes, predictor.scoring.votes = predictor.scoring.votes, None
     plain = predictor.predict(PROBES)
-    predictor.memory = memory
+    predictor.scoring.votes = votes
     for s, p in zip(scores, plain, strict=True):
         assert s["topics"] == p["topics"]  # sigmoids untouched
         assert s["intent"] != p["intent"]
@@ -285,19 +271,17 @@ def test_contrastive_term_is_recorded_and_trains_single_label_targets_only(tmp_p
 
     reports: dict[float, list] = {0.5: [], 0.0: []}
     for weight in (0.5, 0.0):
-        trainer = EncoderTrainer(
-            device="cpu", trainable_layers=1, memory_weight=0.0, contrastive_weight=weight
-        )
+        trainer = EncoderTrainer(device="cpu", trainable_layers=1, contrastive_weight=weight)
         trainer.train(DATA, None, [TARGET], config, tmp_path / f"s{weight}", reports[weight].append)
     # the term is reported next to train_loss, which stays the cross-entropy alone
     assert all(r.extra["contrastive_loss"] > 0 for r in reports[0.5])
     assert all("contrastive_loss" not in r.extra for r in reports[0.0])
     assert reports[0.5][0].train_loss == pytest.approx(reports[0.0][0].train_loss, rel=1e-5)
     meta = json.loads((tmp_path / "s0.5" / "classifier.json").read_text())["recipe"]
-    assert meta["name"] == "cached-bottom-warm-start+contrastive"
-    assert (meta["contrastive"]["weight"], meta["contrastive"]["temperature"]) == (0.5, 0.1)
+    assert (meta["contrastive_weight"], meta["contrastive_temperature"]) == (0.5, 0.1)
+    assert "0.5 x supervised contrastive loss" in meta["loss"]
     off = json.loads((tmp_path / "s0.0" / "classifier.json").read_text())["recipe"]
-    assert off["contrastive"] is None and off["name"] == "cached-bottom-warm-start"
+    assert off["contrastive_weight"] == 0.0 and "contrastive" not in off["loss"]
     on, plain = weights(tmp_path / "s0.5"), weights(tmp_path / "s0.0")
     top = "encoder.encoder.layer.5.output.dense.weight"
     assert np.abs(on[top] - plain[top]).max() > 1e-6  # the term changed the training
@@ -320,27 +304,55 @@ def test_contrastive_term_is_recorded_and_trains_single_label_targets_only(tmp_p
     [
         ({"contrastive_weight": -0.5}, "contrastive_weight"),
         ({"contrastive_temperature": 0.0}, "contrastive_temperature"),
-        ({"memory_weight": 1.0}, "memory_weight"),
-        ({"memory_weight": -0.1}, "memory_weight"),
-        ({"memory_k": 0}, "memory_k"),
-        ({"memory_temperature": 0.0}, "memory_temperature"),
+        ({"votes_weight": 1.0}, "votes_weight"),
+        ({"votes_weight": -0.1}, "votes_weight"),
+        ({"votes_k": 0}, "votes_k"),
+        ({"votes_temperature": 0.0}, "votes_temperature"),
+        ({"trainable_layers": 0}, "trainable_layers"),
     ],
 )
-def test_memory_parameters_are_checked(kwargs, match):
+def test_recipe_parameters_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EncoderTrainer(device="cpu", **kwargs)
 
 
 @pytest.mark.slow  # trains or loads an encoder
-def test_a_memory_that_does_not_match_its_model_is_a_clear_error(memory_model, tmp_path):
+def test_votes_that_do_not_match_their_model_are_a_clear_error(votes_model, tmp_path):
     import shutil
 
     broken = tmp_path / "broken"
-    shutil.copytree(memory_model, broken)
-    labels = np.load(broken / "memory" / "labels_0.npy")
-    np.save(broken / "memory" / "labels_0.npy", labels[:-1])
+    shutil.copytree(votes_model, broken)
+    labels = np.load(broken / "votes" / "labels_0.npy")
+    np.save(broken / "votes" / "labels_0.npy", labels[:-1])
     with pytest.raises(ValueError, match=r"labels_0\.npy"):
         EncoderPredictor.load(broken)
-    np.save(broken / "memory" / "labels_0.npy", labels + 7)
+    np.save(broken / "votes" / "labels_0.npy", labels + 7)
     with pytest.raises(ValueError, match="target 'intent'"):
         EncoderPredictor.load(broken)
+
+
+@pytest.mark.slow  # trains or loads an encoder
+def test_older_model_formats_load_or_are_refused_with_the_field_named(votes_model, tmp_path):
+    import shutil
+
+    # format 3 called the votes "memory" (key and folder): it loads, with the same scores
+    old = tmp_path / "v3"
+    shutil.copytree(votes_model, old)
+    (old / "votes").rename(old / "memory")
+    meta = json.loads((old / "classifier.json").read_text())
+    meta["memory"] = {**meta.pop("votes"), "path": "memory"}
+    meta["format_version"], meta["blend"] = 3, None
+    (old / "classifier.json").write_text(json.dumps(meta))
+    now = EncoderPredictor.load(votes_model, engine="torch").predict(PROBES)
+    then = EncoderPredictor.load(old, engine="torch").predict(PROBES)
+    assert then == now
+    # a TF-IDF blend (format 2) is no longer supported: the error names the file and field
+    meta["blend"] = {"component": "tfidf-logreg", "path": "tfidf", "weight": 0.5}
+    (old / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match=r"classifier\.json: field 'blend'"):
+        EncoderPredictor.load(old)
+    meta.pop("blend")
+    meta["format_version"] = 99
+    (old / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="newer than this code"):
+        EncoderPredictor.load(old)

@@ -3,7 +3,7 @@
 The vector is the one the classification heads read: mean pooling over the tokens, then L2
 normalisation (unit length, so a dot product is the cosine similarity). ``input`` is a string or
 a non-empty list of at most ``MAX_EMBED_INPUTS`` strings. Differences from Mistral's endpoint
-(see the README's service section): only ``float`` vectors in JSON (``output_dtype`` other than
+(see docs/service.md): only ``float`` vectors in JSON (``output_dtype`` other than
 ``float`` and ``encoding_format="base64"`` are refused with 422), ``output_dimension`` must be
 the model's own dimension, and TF-IDF models have no embeddings (422).
 

@@ -1,10 +1,12 @@
 """The base models this machine can fine-tune: ids served by ``GET /v1/models`` -> trainers.
 
 ``tfidf-logreg`` is always there. The sentence encoders of :data:`models.ENCODERS`
-(``minilm-l6-v2``, the default, and ``multilingual-minilm-l12-v2``) are offered only when their
+(``minilm-l6-v2``, the default, and ``multilingual-minilm-l12-v2``) are offered with the plain
+recipe, and ``minilm-l6-v2-extras`` is the default encoder with the extras recipe (a contrastive
+term and the votes of the nearest training texts; see ``encoder/recipe.py``), only when their
 trainer imports and their weights are found locally; full Hugging Face names are accepted as
-aliases of the short ids. Encoder trainers run on ``device`` (``auto``: CUDA, then Apple MPS,
-then CPU; see ``device.py``).
+aliases of the plain short ids. Encoder trainers run on ``device`` (``auto``: CUDA, then Apple
+MPS, then CPU; see ``device.py``).
 """
 
 from __future__ import annotations
@@ -22,20 +24,37 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = next(iter(ENCODERS))
 REDISCOVER_SECONDS = 2.0
-__all__ = ["DEFAULT_BASE_MODEL", "ENCODERS", "Registry", "hyperparameters_with_defaults"]
+RECIPE_MODELS: dict[str, tuple[str, str]] = {
+    f"{DEFAULT_BASE_MODEL}-extras": (DEFAULT_BASE_MODEL, "extras")
+}
+"""Base model ids offered with a recipe other than the plain one -> (encoder id, recipe name)."""
+ENCODER_MODELS = [*ENCODERS, *RECIPE_MODELS]
+"""Every encoder base model id this machine may offer."""
+__all__ = [
+    "DEFAULT_BASE_MODEL",
+    "ENCODERS",
+    "ENCODER_MODELS",
+    "RECIPE_MODELS",
+    "Registry",
+    "hyperparameters_with_defaults",
+]
 
 
 def _encoder_trainers(device: str, skip=()) -> dict[str, Trainer]:
     try:
-        from .encoder import EncoderTrainer
+        from .encoder import RECIPES, EncoderTrainer
     except ImportError as exc:
         log.warning("encoder trainers unavailable: %s", exc)
         return {}
-    return {
-        short: EncoderTrainer(name, device=device)
-        for short, name in ENCODERS.items()
-        if short not in skip and resolve_encoder(name) is not None
-    }
+    found: dict[str, Trainer] = {}
+    for model_id in ENCODER_MODELS:
+        short, recipe = RECIPE_MODELS.get(model_id, (model_id, "plain"))
+        name = ENCODERS[short]
+        if model_id not in skip and resolve_encoder(name) is not None:
+            found[model_id] = EncoderTrainer(
+                name, RECIPES[recipe], base_model=model_id, device=device
+            )
+    return found
 
 
 class Registry:
@@ -65,7 +84,7 @@ class Registry:
                 self._looked = time.monotonic()
             elif (
                 self._discover
-                and not set(ENCODERS) <= set(self._trainers)
+                and not set(ENCODER_MODELS) <= set(self._trainers)
                 and (look_again or time.monotonic() - self._looked >= REDISCOVER_SECONDS)
             ):
                 new = _encoder_trainers(self.device, skip=set(self._trainers))
@@ -86,7 +105,7 @@ class Registry:
     def get(self, model: str) -> Trainer | None:
         key = self.canonical(model)
         found = self.trainers().get(key)
-        if found is None and key in ENCODERS:  # it may have been installed since
+        if found is None and key in ENCODER_MODELS:  # it may have been installed since
             found = self.trainers(look_again=True).get(key)
         return found
 

@@ -15,13 +15,7 @@ from functools import lru_cache
 import numpy as np
 from torch import nn
 
-from .encoder import (
-    MAX_LENGTH,
-    EncoderPredictor,
-    _Encoder,
-    _load_tokenizer,
-    _pretrained_encoder,
-)
+from .encoder import PLAIN, Encoder, EncoderPredictor, load_tokenizer, pretrained_encoder
 from .models import resolve_encoder
 
 
@@ -41,8 +35,8 @@ def _load_base(model_name: str) -> EncoderPredictor:
     path = resolve_encoder(model_name)
     if path is None:
         raise NoEmbeddings(f"the encoder {model_name} is not available offline on this machine")
-    enc = _Encoder(_pretrained_encoder(path))
-    return EncoderPredictor(enc, nn.ModuleList(), _load_tokenizer(path), [], MAX_LENGTH)
+    enc = Encoder(pretrained_encoder(path))
+    return EncoderPredictor(enc, nn.ModuleList(), load_tokenizer(path), [], PLAIN.max_length)
 
 
 def load_base_encoder(model_name: str) -> EncoderPredictor:

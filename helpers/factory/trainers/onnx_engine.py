@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from .encoder.network import mean_pool
 
 try:  # imported before any export, not inside torch.onnx.export (tests/service/test_export.py)
     import onnx  # noqa: F401
@@ -87,10 +88,8 @@ class PooledEncoder(nn.Module):
         self.model, self.normalize = model, normalize
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask)[0].float()
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-        return F.normalize(pooled, p=2, dim=-1) if self.normalize else pooled
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+        return mean_pool(hidden, attention_mask, self.normalize)
 
 
 def export_onnx(module: nn.Module, target: str, outputs: list[str]) -> None:

@@ -45,7 +45,7 @@ from .base import (
 )
 
 FORMAT = "tfidf-logreg/1"
-_BLOCKS = {
+BLOCKS = {
     "word": {"analyzer": "word", "ngram_range": (1, 2), "min_df": 1},
     "char": {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2},
 }
@@ -61,18 +61,18 @@ class _Features:
         self.vocabularies = vocabularies
         self._counters = {
             name: CountVectorizer(
-                analyzer=_BLOCKS[name]["analyzer"],
-                ngram_range=_BLOCKS[name]["ngram_range"],
+                analyzer=BLOCKS[name]["analyzer"],
+                ngram_range=BLOCKS[name]["ngram_range"],
                 vocabulary={term: i for i, term in enumerate(vocabularies[name])},
                 dtype=np.float32,
             )
-            for name in _BLOCKS
+            for name in BLOCKS
         }
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> tuple[_Features, sp.csr_matrix]:
         blocks, vocabularies, idfs = [], {}, {}
-        for name, params in _BLOCKS.items():
+        for name, params in BLOCKS.items():
             # min_df counts documents: tiny data sets keep every n-gram
             min_df = params["min_df"] if len(texts) >= 50 else 1
             vectorizer = TfidfVectorizer(
@@ -101,7 +101,7 @@ class _Features:
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
     def save(self, out_dir: Path) -> None:
-        for name in _BLOCKS:
+        for name in BLOCKS:
             (out_dir / f"vocab_{name}.json").write_text(
                 json.dumps(self.vocabularies[name], ensure_ascii=False), encoding="utf-8"
             )
@@ -110,7 +110,7 @@ class _Features:
     @classmethod
     def load(cls, model_dir: Path) -> _Features:
         vocabularies, idfs = {}, {}
-        for name in _BLOCKS:
+        for name in BLOCKS:
             vocabularies[name] = json.loads(
                 (model_dir / f"vocab_{name}.json").read_text(encoding="utf-8")
             )
@@ -400,7 +400,7 @@ def _memory_estimate(sample: Sequence[str], n_texts: int, n_labels: int) -> tupl
 
     def features(texts: Sequence[str]) -> int:
         found = 0
-        for options in _BLOCKS.values():
+        for options in BLOCKS.values():
             try:
                 found += len(CountVectorizer(**options).fit(texts).vocabulary_)
             except ValueError:  # no terms at all
