@@ -353,6 +353,53 @@ def normalise_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", str(text).lower()).split())
 
 
+LABEL_CONFLICT_COLUMNS = ["text", "rows", "intents", "best_answer", "unavoidable_errors"]
+
+
+def label_conflicts(df: pd.DataFrame) -> pd.DataFrame:
+    """Texts of ``df`` found under more than one intent, compared after :func:`normalise_text`.
+
+    One row per such text, the costliest first: ``text`` (normalised), ``rows`` (its copies),
+    ``intents`` (each intent with its count, most frequent first), ``best_answer`` (the most
+    frequent intent, alphabetically first on a tie) and ``unavoidable_errors`` (``rows`` minus
+    the count of ``best_answer``). A classifier gives one answer per text, so the best it can do
+    is always answer ``best_answer``; the other copies are wrong whatever the model.
+    """
+    frame = pd.DataFrame(
+        {"key": df["text"].map(normalise_text).to_numpy(), "label": df["label_text"].to_numpy()}
+    )
+    frame = frame[frame.groupby("key")["label"].transform("nunique") > 1]
+    rows = []
+    for key, labels in frame.groupby("key", sort=True)["label"]:
+        counts = labels.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+        rows.append(
+            {
+                "text": key,
+                "rows": int(counts.sum()),
+                "intents": ", ".join(f"{label}: {n}" for label, n in counts.items()),
+                "best_answer": counts.index[0],
+                "unavoidable_errors": int(counts.sum() - counts.iloc[0]),
+            }
+        )
+    table = pd.DataFrame(rows, columns=LABEL_CONFLICT_COLUMNS)
+    return table.sort_values(
+        ["unavoidable_errors", "rows", "text"], ascending=[False, False, True], kind="stable"
+    ).reset_index(drop=True)
+
+
+def accuracy_ceiling(df: pd.DataFrame) -> float:
+    """The best accuracy any classifier can reach on ``df`` (its *ceiling*), between 0 and 1.
+
+    ``1 - (sum over the texts of label_conflicts(df) of their unavoidable errors) / len(df)``:
+    a text found under several intents (after :func:`normalise_text`) is right at best for
+    its most frequent intent. Only identical texts count; utterances that differ in a word
+    but are just as ambiguous are not seen, so the true ceiling can be lower.
+    """
+    if len(df) == 0:
+        raise ValueError("no rows: the ceiling of an empty split is undefined")
+    return 1 - int(label_conflicts(df)["unavoidable_errors"].sum()) / len(df)
+
+
 def near_duplicates(splits: Splits, check: Sequence[str] = ("validation", "test")) -> pd.DataFrame:
     """For every utterance of the ``check`` splits, its most similar training utterance.
 

@@ -136,6 +136,32 @@ def confused_pairs(df: pd.DataFrame, top: int = 5, examples: int = 2) -> pd.Data
     return pairs.reset_index(drop=True)
 
 
+def most_confident_errors(df: pd.DataFrame, top: int = 8) -> pd.DataFrame:
+    """The wrong predictions the model was surest of (fast.ai's "top losses"), surest first.
+
+    Confident mistakes are worth reading one by one: they are often a label that could be
+    argued either way, or an utterance that fits two intents, rather than a model that is
+    merely unsure.
+    """
+    wrong = df[~df["correct"]]
+    cols = ["text", "true", "predicted", "confidence"]
+    ordered = wrong.sort_values(["confidence", "text"], ascending=[False, True], kind="stable")
+    return ordered[cols].head(top).reset_index(drop=True)
+
+
+def confidence_summary(df: pd.DataFrame, sure: float = 0.95) -> dict:
+    """Median confidence of right and of wrong predictions, and how many errors were "sure"
+    (confidence >= ``sure``)."""
+    right, wrong = df[df["correct"]], df[~df["correct"]]
+    return {
+        "median_right": float(right["confidence"].median()) if len(right) else float("nan"),
+        "median_wrong": float(wrong["confidence"].median()) if len(wrong) else float("nan"),
+        "errors": int(len(wrong)),
+        "sure_errors": int((wrong["confidence"] >= sure).sum()),
+        "sure": sure,
+    }
+
+
 def threshold_table(df: pd.DataFrame, steps: int = 100) -> pd.DataFrame:
     """For each confidence threshold: share of traffic at or above it, and accuracy there."""
     rows = []

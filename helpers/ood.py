@@ -288,6 +288,45 @@ def auroc(in_scores: Sequence[float], oos_scores: Sequence[float]) -> float:
     return float(roc_auc_score(y, -np.r_[s_in, s_oos]))
 
 
+def auroc_difference(
+    in_a: Sequence[float],
+    oos_a: Sequence[float],
+    in_b: Sequence[float],
+    oos_b: Sequence[float],
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """AUROC of score ``a`` minus AUROC of score ``b`` on the SAME utterances (paired).
+
+    The in-scope and the out-of-scope utterances are resampled with replacement, the same
+    draws for both scores, ``n_resamples`` times: a 95% interval for the difference, and a
+    two-sided bootstrap p-value (twice the share of draws on the other side of 0, at most 1).
+    """
+    a_in, a_oos, b_in, b_oos = (np.asarray(x, dtype=np.float64) for x in (in_a, oos_a, in_b, oos_b))
+    if a_in.shape != b_in.shape or a_oos.shape != b_oos.shape:
+        raise ValueError(
+            "auroc_difference: both scores must be for the same utterances "
+            f"(in-scope {a_in.shape} vs {b_in.shape}, out-of-scope {a_oos.shape} vs {b_oos.shape})"
+        )
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_resamples)
+    for r in range(n_resamples):
+        i = rng.integers(0, len(a_in), len(a_in))
+        o = rng.integers(0, len(a_oos), len(a_oos))
+        diffs[r] = auroc(a_in[i], a_oos[o]) - auroc(b_in[i], b_oos[o])
+    point = auroc(a_in, a_oos) - auroc(b_in, b_oos)
+    low, high = np.quantile(diffs, [0.025, 0.975])
+    side = (diffs <= 0).mean() if point > 0 else (diffs >= 0).mean()
+    return {
+        "auroc_a": auroc(a_in, a_oos),
+        "auroc_b": auroc(b_in, b_oos),
+        "difference": float(point),
+        "low": float(low),
+        "high": float(high),
+        "p_value": float(min(1.0, 2 * side)),
+    }
+
+
 def threshold_for_recall(in_scores: Sequence[float], recall: float = IN_SCOPE_RECALL) -> float:
     """The highest threshold that keeps at least ``recall`` of the in-scope scores (``>= t``)."""
     s = np.sort(np.asarray(in_scores, dtype=np.float64))
@@ -381,19 +420,30 @@ def plot_threshold(table: pd.DataFrame, chosen: dict, title: str, ax=None):
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3.6))
         plt.close(fig)  # shown once, as the cell's value (``.figure``)
-    ax.plot(table["threshold"], table["oos_recall"], label="out-of-scope recall")
-    ax.plot(table["threshold"], table["in_scope_accuracy"], label="in-scope accuracy")
-    ax.plot(table["threshold"], table["in_scope_recall"], ":", label="in-scope kept")
+    lines = {
+        "oos_recall": ax.plot(table["threshold"], table["oos_recall"], label="out-of-scope recall")[
+            0
+        ],
+        "in_scope_accuracy": ax.plot(
+            table["threshold"], table["in_scope_accuracy"], label="in-scope accuracy"
+        )[0],
+    }
+    ax.plot(table["threshold"], table["in_scope_recall"], ":", label="in-scope recall (kept)")
     t = chosen["threshold"]
-    ax.axvline(t, color="grey", ls="--", lw=1)
+    ax.axvline(t, color="grey", ls="--", lw=1, label="threshold chosen on validation")
+    # each value sits next to its own marker, in its line's colour; the higher value above
+    high = max(("oos_recall", "in_scope_accuracy"), key=lambda k: chosen[k])
     for key, marker in (("oos_recall", "o"), ("in_scope_accuracy", "s")):
-        ax.plot([t], [chosen[key]], marker, color="black")
+        color = lines[key].get_color()
+        ax.plot([t], [chosen[key]], marker, color=color, markeredgecolor="black", zorder=3)
         ax.annotate(
             f"{chosen[key]:.1%}",
             (t, chosen[key]),
             textcoords="offset points",
-            xytext=(6, -12 if key == "oos_recall" else 6),
+            xytext=(7, 5 if key == high else -13),
             fontsize=8,
+            color=color,
+            fontweight="bold",
         )
     ax.set(
         title=title,
@@ -406,14 +456,26 @@ def plot_threshold(table: pd.DataFrame, chosen: dict, title: str, ax=None):
 
 
 def plot_reliability(tables: dict[str, pd.DataFrame], eces: dict[str, float], title: str):
-    """Reliability diagram: accuracy against confidence per bin, one line per variant."""
+    """Reliability diagram: accuracy against confidence per bin, one line per variant; the small
+    numbers are the utterances in each bin (a bin of 3 says little)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfectly calibrated")
     for name, table in tables.items():
         used = table[table["count"] > 0]
-        ax.plot(used["confidence"], used["accuracy"], "o-", label=f"{name} (ECE {eces[name]:.3f})")
+        (line,) = ax.plot(
+            used["confidence"], used["accuracy"], "o-", label=f"{name} (ECE {eces[name]:.3f})"
+        )
+        for x, y, n in zip(used["confidence"], used["accuracy"], used["count"], strict=True):
+            ax.annotate(
+                f"{int(n)}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(-4, 6),
+                fontsize=6,
+                color=line.get_color(),
+            )
     ax.set(
         title=title,
         xlabel="confidence (max probability)",

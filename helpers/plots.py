@@ -149,23 +149,50 @@ def loss_curves(
     return _finish(fig)
 
 
-def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], normalize: bool = True):
-    """Heatmap of a confusion matrix (rows: true intent, columns: predicted)."""
-    values = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1) if normalize else matrix
+def confusion_matrix(
+    matrix: np.ndarray,
+    labels: Sequence[str],
+    normalize: bool = True,
+    hide_diagonal: bool = False,
+):
+    """Heatmap of a confusion matrix (rows: true intent, columns: predicted).
+
+    ``hide_diagonal``: leave the correct answers uncoloured (their counts in grey) and give the
+    mistakes the whole colour scale, in counts; otherwise a near-perfect classifier's few
+    mistakes are almost white next to a dark diagonal.
+    """
+    matrix = np.asarray(matrix)
+    if hide_diagonal:
+        values = matrix.astype(float).copy()
+        np.fill_diagonal(values, np.nan)
+        top = max(1.0, float(np.nanmax(values)) if values.size > 1 else 1.0)
+        vmin, vmax, cmap = 0.0, top, "Reds"
+        title = "Mistakes only (colour: count; diagonal = correct answers, in grey)"
+        bar = "mistakes"
+    else:
+        values = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1) if normalize else matrix
+        vmin, vmax, cmap = 0.0, (1.0 if normalize else None), "Blues"
+        title = "Confusion matrix (colour: share of the true intent's rows)"
+        bar = "share of the row" if normalize else "count"
     size = max(6, 0.45 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_xticks(range(len(labels)), labels, rotation=75, ha="right")
     ax.set_yticks(range(len(labels)), labels)
+    high = np.nanmax(values) if np.isfinite(values).any() else 1.0
     for i in range(len(labels)):
         for j in range(len(labels)):
-            if matrix[i, j]:
-                color = "white" if values[i, j] > 0.5 * values.max() else "black"
-                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
+            if not matrix[i, j]:
+                continue
+            if hide_diagonal and i == j:
+                color = "grey"
+            else:
+                color = "white" if values[i, j] > 0.5 * high else "black"
+            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
     ax.set_xlabel("predicted intent")
     ax.set_ylabel("true intent")
-    ax.set_title("Confusion matrix (colour: share of the true intent's rows)")
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, label=bar)
     return _finish(fig)
 
 
@@ -215,11 +242,14 @@ def threshold_curve(
     chosen: Mapping | None = None,
     other: pd.DataFrame | None = None,
     names: tuple[str, str] = ("validation", "test"),
+    zoom: bool = True,
 ):
     """Accuracy of auto-routed traffic and its share, as the confidence threshold rises.
 
     ``table`` is drawn solid (the split the threshold is chosen on), ``other`` dashed (the split
     it is then applied to); ``chosen`` (``threshold``, ``accuracy``, ``coverage``) is marked.
+    ``zoom`` limits the axes to where the lines change (both stay flat at low thresholds when
+    the classifier is confident about almost everything).
     """
     fig, ax = plt.subplots(figsize=(8, 3.8))
     curves = [(table, names[0], "-", "accuracy on routed utterances", "share of traffic routed")]
@@ -257,7 +287,19 @@ def threshold_curve(
         )
     ax.set_xlabel("confidence threshold")
     ax.set_ylabel("share (0 to 1)")
-    ax.set_ylim(0, 1.02)
+    if zoom:  # where the lines change: from a little before coverage starts to fall
+        frames = [table] + ([other] if other is not None else [])
+        falling = [f.loc[f["coverage"] < 0.999, "threshold"] for f in frames]
+        starts = [float(x.min()) for x in falling if len(x)]
+        left = max(0.0, min(starts) - 0.05) if starts else 0.0
+        shown = [f.loc[f["threshold"] >= left, ["accuracy", "coverage"]] for f in frames]
+        marks = [target_precision] if target_precision is not None else []
+        low = min([float(np.nanmin(x.to_numpy())) for x in shown] + marks)
+        ax.set_xlim(left, 1.0)
+        ax.set_ylim(max(0.0, low - 0.03), 1.01)
+        ax.set_title("Route automatically above a threshold, send the rest to a person (zoomed in)")
+    else:
+        ax.set_ylim(0, 1.02)
     ax.set_title("Route automatically above a threshold, send the rest to a person")
     ax.legend(loc="lower left", fontsize=8)
     return _finish(fig)
@@ -368,4 +410,50 @@ def learning_curve(
     )
     ax.grid(alpha=0.3)
     ax.legend(title=hue)
+    return _finish(fig)
+
+
+def train_test_curves(
+    df: pd.DataFrame,
+    x: str = "examples_per_intent",
+    hue: str = "method",
+    title: str = "Training accuracy and test accuracy, per method",
+):
+    """One panel per ``hue`` value: accuracy on the utterances trained on (``train_accuracy``)
+    and on the test set (``accuracy``), mean over seeds, against ``x`` (0 = all rows, drawn at
+    ``rows_per_intent``). The gap between the two lines is what training data did not teach
+    about new utterances (variance); a low training line means the model cannot even fit what
+    it saw (bias)."""
+    data = df.copy()
+    data[x] = data[x].astype(float)
+    full = data[x] == 0
+    at = None
+    if full.any():
+        at = float(round(data.loc[full, "rows_per_intent"].mean()))
+        data.loc[full, x] = at
+    names = list(dict.fromkeys(data[hue]))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), sharey=True)
+    axes = np.atleast_1d(axes)
+    ticks = sorted(data[x].unique())
+    for ax, name in zip(axes, names, strict=True):
+        group = data[data[hue] == name].groupby(x)[["train_accuracy", "accuracy"]].mean()
+        ax.plot(group.index, group["train_accuracy"], marker="o", label="training utterances")
+        ax.plot(group.index, group["accuracy"], marker="s", label="test utterances")
+        ax.fill_between(
+            group.index,
+            group["accuracy"],
+            group["train_accuracy"],
+            alpha=0.15,
+            color="grey",
+            label="gap",
+        )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"all\n(~{t:g})" if t == at else f"{t:g}" for t in ticks])
+        ax.set_title(str(name))
+        ax.set_xlabel("training examples per intent (log scale)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (mean over seeds)")
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
     return _finish(fig)

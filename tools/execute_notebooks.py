@@ -10,6 +10,9 @@ change in behaviour, review the diff, commit.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -37,6 +40,40 @@ def execute(path: Path, timeout: int = 1800, kernel: str = "python3") -> float:
     return time.perf_counter() - start
 
 
+RUNTIMES = Path(__file__).resolve().parents[1] / "notebooks" / "runtimes.json"
+
+
+def machine() -> dict:
+    """What the recorded seconds were measured on (CPU model, cores, vector extensions)."""
+    flags: list[str] = []
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                flags = sorted(f for f in have if f.startswith(("avx", "amx")))
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "flags": flags}
+
+
+def record_runtime(path: Path, seconds: float, file: Path = RUNTIMES) -> None:
+    """Keep ``seconds`` for the lesson ``path`` in ``notebooks/runtimes.json`` (the README's
+    runtime column is generated from it by ``tools/sync_notebooks.py``)."""
+    data = json.loads(file.read_text()) if file.exists() else {"lessons": {}}
+    data["lessons"][path.name] = round(seconds)
+    data["machine"] = machine()
+    data["how"] = (
+        "tools/execute_notebooks.py (make notebooks): a fresh kernel per lesson, in order, "
+        "default parameters, offline sample; lessons 4, 7 and 9 reuse lesson 3's model"
+    )
+    data["lessons"] = dict(sorted(data["lessons"].items()))
+    file.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -46,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     parser.add_argument("--kernel", default="python3", help="the Jupyter kernel's name")
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not write the lessons' runtimes to notebooks/runtimes.json",
+    )
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.notebooks if not p.is_file()]
     if missing:
@@ -53,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.notebooks:
         seconds = execute(path, args.timeout, args.kernel)
         print(f"{path}: executed in {seconds:.0f} s", flush=True)
+        if not args.no_record and path.resolve().parent == RUNTIMES.parent:
+            record_runtime(path, seconds)
     return 0
 
 

@@ -158,3 +158,36 @@ def test_unreachable_hub_falls_back_within_seconds(monkeypatch, capsys):
     assert time.monotonic() - start < 10
     assert "offline fallback" in splits.source
     assert f"http://127.0.0.1:{port} unreachable: ConnectError" in capsys.readouterr().out
+
+
+def test_label_conflicts_and_accuracy_ceiling_on_a_hand_made_split():
+    df = pd.DataFrame(
+        {
+            "text": ["Email from Tom", "email from tom.", "EMAIL  FROM TOM", "play jazz",
+                     "Play jazz!", "hi", "hi"],
+            "label_text": ["email_query", "email_sendemail", "email_query", "play_radio",
+                           "play_music", "greet", "greet"],
+        }
+    )  # fmt: skip
+    assert data.label_conflicts(df).to_dict("records") == [
+        {
+            "text": "email from tom",
+            "rows": 3,
+            "intents": "email_query: 2, email_sendemail: 1",
+            "best_answer": "email_query",
+            "unavoidable_errors": 1,
+        },
+        {
+            "text": "play jazz",
+            "rows": 2,
+            "intents": "play_music: 1, play_radio: 1",
+            "best_answer": "play_music",  # a tie: the first alphabetically
+            "unavoidable_errors": 1,
+        },
+    ]
+    # 7 rows, 2 of them wrong whatever a model answers ("hi" twice as greet costs nothing)
+    assert data.accuracy_ceiling(df) == pytest.approx(5 / 7)
+    same_label = df[df["text"].isin(["hi"])]
+    assert data.label_conflicts(same_label).empty and data.accuracy_ceiling(same_label) == 1.0
+    with pytest.raises(ValueError, match="empty"):
+        data.accuracy_ceiling(df.iloc[0:0])

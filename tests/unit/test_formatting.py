@@ -145,6 +145,22 @@ def test_duplicates_across_splits_are_a_warning(tmp_path):
     )
 
 
+def test_same_text_with_other_labels_in_training_is_a_warning(tmp_path):
+    train = write(
+        tmp_path / "train.jsonl",
+        [
+            *GOOD,
+            {"text": "Is it raining ", "labels": {"intent": "weather_query"}},  # same label: fine
+            {"text": "WAKE ME UP AT SIX", "labels": {"intent": "alarm_query"}},
+        ],
+    )
+    report = validate_training_files(train)
+    assert report.ok and [str(p) for p in report.warnings] == [
+        "train.jsonl, line 4, field 'labels': warning: same text as train.jsonl line 1 with "
+        "other labels (conflicting examples)"
+    ]
+
+
 def test_every_problem_is_reported_and_display_names_are_used(tmp_path):
     path = write(tmp_path / "abc123", [*GOOD, "{bad\n", {"text": ""}, {"text": "x", "labels": 3}])
     report = validate_training_files(("my_train.jsonl", path))

@@ -190,3 +190,16 @@ def test_combined_standardises_on_validation_and_picks_the_weight_on_validation(
     assert flipped.weights["b"] == 0.3
     with pytest.raises(ValueError, match="differ"):
         ood.Combined.fit({"a": a_in}, {"b": 1.0})
+
+
+def test_auroc_difference_is_paired_and_its_interval_covers_the_point():
+    rng = np.random.default_rng(1)
+    in_s, oos_s = rng.normal(1.0, 1.0, 200), rng.normal(0.0, 1.0, 150)
+    better = (np.r_[in_s, oos_s] + np.r_[np.full(200, 1.0), np.zeros(150)]).astype(float)
+    d = ood.auroc_difference(better[:200], better[200:], in_s, oos_s, n_resamples=300)
+    assert d["difference"] > 0 and d["low"] <= d["difference"] <= d["high"]
+    assert d["low"] > 0 and d["p_value"] < 0.05
+    same = ood.auroc_difference(in_s, oos_s, in_s, oos_s, n_resamples=50)
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+    with pytest.raises(ValueError, match="same utterances"):
+        ood.auroc_difference(in_s, oos_s, in_s[:10], oos_s)

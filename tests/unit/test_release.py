@@ -3,6 +3,7 @@ section; ``tools/release.py`` refuses what it must and tags and builds otherwise
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -161,3 +162,26 @@ def test_a_failed_build_leaves_no_tag(tmp_path):
     with pytest.raises(release.ReleaseError, match="the build failed, nothing was tagged"):
         release.release(root)
     assert release.git(root, "tag", "--list") == ""
+
+
+def test_the_readme_runtime_column_comes_from_the_recorded_runs(tmp_path):
+    assert [sync_notebooks.runtime_text(s) for s in (3, 41, 89, 95, 260, 1000)] == [
+        "~5 s",
+        "~40 s",
+        "~90 s",
+        "~1.5 min",
+        "~4.5 min",
+        "~17 min",
+    ]
+    readme = (
+        "| Lesson | What | Runtime | Colab |\n"
+        "| [03 Train](notebooks/03_train.ipynb) | training | ~35 s | badge |\n"
+        "| [04 Test](notebooks/04_test.ipynb) | testing | ~11 s | badge |\n"
+    )
+    out = sync_notebooks.readme_with_runtimes(readme, {"03_train.ipynb": 98})
+    assert "| ~1.5 min |" in out and "| ~11 s |" in out  # a lesson not recorded is left alone
+    # the committed README agrees with the committed runtimes (sync --check covers it)
+    runtimes = json.loads((ROOT / "notebooks" / "runtimes.json").read_text())["lessons"]
+    readme_text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert sync_notebooks.readme_with_runtimes(readme_text, runtimes) == readme_text
+    assert set(runtimes) == {p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}

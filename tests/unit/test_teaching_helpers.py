@@ -125,3 +125,49 @@ def test_fast_macro_f1_matches_scikit_learn():
     df = pd.DataFrame({"true": true, "predicted": predicted, "correct": true == predicted})
     ci = evaluation.bootstrap_interval(df, "macro_f1", n_resamples=50)
     assert ci["value"] == pytest.approx(f1_score(true, predicted, average="macro", zero_division=0))
+
+
+def test_most_confident_errors_and_confidence_summary():
+    df = pd.DataFrame(
+        {
+            "text": ["a", "b", "c", "d", "e"],
+            "true": ["x", "x", "y", "y", "y"],
+            "predicted": ["y", "x", "x", "y", "x"],
+            "confidence": [0.99, 0.97, 0.6, 0.8, 0.96],
+        }
+    )
+    df["correct"] = df["true"] == df["predicted"]
+    top = evaluation.most_confident_errors(df, top=2)
+    assert top["text"].tolist() == ["a", "e"] and top.columns.tolist()[:3] == [
+        "text",
+        "true",
+        "predicted",
+    ]
+    summary = evaluation.confidence_summary(df, sure=0.95)
+    assert summary == {
+        "median_right": pytest.approx(0.885),
+        "median_wrong": pytest.approx(0.96),
+        "errors": 3,
+        "sure_errors": 2,
+        "sure": 0.95,
+    }
+
+
+def test_confusion_matrix_can_hide_the_diagonal_and_the_threshold_plot_zooms():
+    matrix = np.array([[40, 2], [1, 50]])
+    fig = plots.confusion_matrix(matrix, ["a", "b"], hide_diagonal=True)
+    image = fig.axes[0].images[0]
+    assert image.get_clim() == (0.0, 2.0)  # the mistakes get the whole colour scale
+    assert bool(np.ma.getmaskarray(image.get_array())[0, 0])  # the diagonal is not coloured
+    assert "Mistakes only" in fig.axes[0].get_title()
+    confident = pd.DataFrame(
+        {"confidence": np.r_[np.full(90, 0.99), np.linspace(0.9, 0.98, 10)], "true": "a"}
+    )
+    confident["predicted"] = ["a"] * 95 + ["b"] * 5
+    confident["correct"] = confident["true"] == confident["predicted"]
+    table = evaluation.threshold_table(confident)
+    ax = plots.threshold_curve(table, 0.99).axes[0]
+    left, right = ax.get_xlim()
+    assert 0.8 <= left < 0.9 and right == 1.0  # where coverage falls, not from 0
+    assert ax.get_ylim()[0] > 0.5
+    assert plots.threshold_curve(table, 0.99, zoom=False).axes[0].get_ylim()[0] == 0
