@@ -97,7 +97,7 @@ def evaluate(data: dict, name: str, seed: int, steps: int | None = None) -> dict
         "trainer_kwargs": trainer_kwargs,
         "config": vars(config),
         "recipe": model["recipe"],
-        "blend": model["blend"],
+        "votes": model.get("votes"),
         "stages": model["stages"],
     }
 
