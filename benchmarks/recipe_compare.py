@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from memory_selection import official_validation  # noqa: E402
 from recipe_table import add_common_arguments  # noqa: E402
 
-from helpers.evaluation import mcnemar_exact  # noqa: E402
+from helpers.evaluation import paired_comparison  # noqa: E402
 from helpers.factory.trainers.encoder import model_format  # noqa: E402
 
 RESULTS = HERE / "results" / "recipe_compare.jsonl"
@@ -98,15 +98,14 @@ def paired(runs: list[dict], name: str, n_resamples: int = 2000) -> dict:
     boots = np.array([diff[rng.integers(0, n, n)].mean() for _ in range(n_resamples)])
     low, high = np.quantile(boots, [0.025, 0.975])
     per_seed = []
-    for i, s in enumerate(seeds):
-        only_e = int(((extras[i] == 1) & (plain[i] == 0)).sum())
-        only_p = int(((extras[i] == 0) & (plain[i] == 1)).sum())
+    for i, s in enumerate(seeds):  # the same counts and test as lessons 4 and 5
+        c = paired_comparison(extras[i] == 1, plain[i] == 1)
         per_seed.append(
             {
                 "seed": s,
-                "only_extras": only_e,
-                "only_plain": only_p,
-                "mcnemar_p": round(mcnemar_exact(only_e, only_p), 4),
+                "only_extras": c["only_a"],
+                "only_plain": c["only_b"],
+                "mcnemar_p": round(c["mcnemar_p"], 4),
             }
         )
     return {
