@@ -31,7 +31,10 @@ at the same paths (checked first). Both need the ``[distributed]`` extra; the de
 kernels use private IPC sockets (no port races) and get ``INTENT_TORCH_THREADS`` (read by the
 encoder trainer) and ``OMP_NUM_THREADS`` etc. = the worker's share of its host's cores. The
 summary's ``worker`` column says where each point ran; a point whose worker died is recorded
-as failed; Ctrl-C cancels the queued points and keeps the finished ones (exit 130).
+as failed; Ctrl-C or SIGTERM cancels the queued points and keeps the finished ones (exit
+130), removing the point's kernel socket folder (``batch-kernel-pid<PID>-*`` in the temp dir)
+and, with a local cluster, its ``running.json``; a later run removes those a killed run left
+(their process is gone), and says so.
 
 The same with the papermill CLI: a folder per point, and each ``-p`` only to the notebooks
 that declare it (``papermill --help-notebook NOTEBOOK`` lists them)::
@@ -63,6 +66,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -95,6 +99,9 @@ THREAD_VARIABLES = (
     "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
 )
+
+
+KERNEL_DIR_PREFIX = "batch-kernel-pid"
 
 
 class BatchError(ValueError):
@@ -212,6 +219,60 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid > 0
+    return True
+
+
+def remove_stale_kernel_dirs() -> int:
+    """Remove the kernel socket folders (``batch-kernel-pid<PID>-*``, ours) of processes that
+    are gone, e.g. killed during a point; return how many."""
+    if os.name == "nt":
+        return 0
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob(f"{KERNEL_DIR_PREFIX}*-*"):
+        pid = path.name[len(KERNEL_DIR_PREFIX) :].split("-", 1)[0]
+        try:
+            mine = not path.is_symlink() and path.is_dir() and path.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if mine and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += not path.exists()
+    return removed
+
+
+def _clear_stale_running(out: Path, names) -> None:
+    """Remove, and name, the ``running.json`` files that a killed run left behind: their
+    worker process on this host is gone. Others may belong to a run still going elsewhere."""
+    for name in names:
+        running = out / name / "running.json"
+        if not running.exists():
+            continue
+        record = _read_json(running)
+        pid, worker = record.get("pid"), str(record.get("worker"))
+        # files of older runs name no host: a loopback worker address was this host
+        here = record.get("host", socket.gethostname() if "127.0.0.1" in worker else None)
+        if here == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid):
+            running.unlink(missing_ok=True)
+            print(
+                f"{name}: removed a stale running.json from an interrupted earlier run "
+                f"(worker {record.get('worker')}, pid {pid}, is gone)",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"{name}: running.json of another run (worker {record.get('worker')}, pid "
+                f"{pid}) is kept: that run may still be going",
+                file=sys.stderr,
+            )
+
+
 def kernel_manager_class(env: dict, socket_dir: str | None):
     """A kernel manager for one point: its kernel gets ``env`` on top of ours and, when
     ``socket_dir`` is given, talks over private IPC sockets there instead of TCP ports, so
@@ -259,10 +320,32 @@ def _run_point(
         **({"threads": env["INTENT_TORCH_THREADS"]} if env else {}),
     }
     start = time.perf_counter()
-    # IPC sockets need a short path (108 bytes), so not under a deep --out
-    socket_dir = None if os.name == "nt" else tempfile.mkdtemp(prefix="batch-kernel-")
+    # IPC sockets need a short path (108 bytes), so not under a deep --out; the pid in the
+    # name lets a later run remove the folder of a killed process
+    socket_dir = (
+        None if os.name == "nt" else tempfile.mkdtemp(prefix=f"{KERNEL_DIR_PREFIX}{os.getpid()}-")
+    )
+    try:
+        results = _run_notebooks(
+            folder, params, notebooks, declared, bar, status, env, socket_dir, on_notebook
+        )
+    finally:  # also on Ctrl-C / SIGTERM
+        if socket_dir:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+    status["results"] = {k: results.get(k) for k in ("accuracy", "macro_f1", "train_seconds")}
+    status["wall_seconds"] = round(time.perf_counter() - start, 1)
+    status["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    _write_status(folder, status)
+    return status
+
+
+def _run_notebooks(
+    folder: Path, params, notebooks, declared, bar, status: dict, env, socket_dir, on_notebook
+) -> dict:
+    """Execute the point's notebooks in order (``status`` records a failure); return the
+    results they showed with helpers.notebook.record, merged."""
     engine = {"kernel_manager_class": kernel_manager_class(env or {}, socket_dir)}
-    results: dict = {}  # what the notebooks showed with helpers.notebook.record, merged
+    results: dict = {}
     for i, path in enumerate(notebooks):
         nb_params = {k: v for k, v in params.items() if k in declared[path]}
         if "work_dir" in declared[path]:
@@ -293,13 +376,7 @@ def _run_point(
         results.update(read_results(folder / path.name) or {})
         if bar is not None:
             bar.update(1)
-    if socket_dir:
-        shutil.rmtree(socket_dir, ignore_errors=True)
-    status["results"] = {k: results.get(k) for k in ("accuracy", "macro_f1", "train_seconds")}
-    status["wall_seconds"] = round(time.perf_counter() - start, 1)
-    status["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    _write_status(folder, status)
-    return status
+    return results
 
 
 def _write_status(folder: Path, status: dict) -> None:
@@ -340,6 +417,8 @@ def run_batch(
     loggers = [logging.getLogger(n) for n in ("papermill", "papermill.translators")]
     for logger in loggers:
         logger.addFilter(_quiet_papermill)
+    remove_stale_kernel_dirs()
+    _clear_stale_running(out, jobs)
     try:
         if workers == 1 and not cluster:  # in-process, no Dask import
             _run_serial(out, jobs, paths, declared, rows, progress)
@@ -507,6 +586,7 @@ def _point_task(
         record = {
             "run_id": run_id,
             "worker": worker.address,
+            "host": socket.gethostname(),
             "pid": os.getpid(),
             "notebook": path.name,
         }
@@ -653,7 +733,12 @@ def _run_distributed(
         local = getattr(client, "_batch_cluster", None)
         client.close()
         if local is not None:
-            local.close()
+            local.close()  # its workers are gone: what they were running is stale
+            for name in pending.values():
+                running = out / name / "running.json"
+                if _read_json(running).get("run_id") == run_id:
+                    running.unlink(missing_ok=True)
+            remove_stale_kernel_dirs()
 
 
 @contextlib.contextmanager
@@ -661,7 +746,8 @@ def _ctrl_c_flag() -> Iterator[threading.Event]:
     """An event set by Ctrl-C (SIGINT) while the block runs, for a loop to check every few
     seconds; the previous handler comes back afterwards.
 
-    The default handler raises KeyboardInterrupt wherever the main thread happens to be, and
+    SIGTERM does the same. The default handler raises KeyboardInterrupt wherever the main
+    thread happens to be, and
     inside Dask's waiting code that exception was sometimes lost: the run went on as if nothing
     had been pressed. A second Ctrl-C raises at once. Only the main thread can install a
     handler; elsewhere the event is never set.
@@ -676,11 +762,30 @@ def _ctrl_c_flag() -> Iterator[threading.Event]:
             raise KeyboardInterrupt
         interrupted.set()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield interrupted
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the block runs, SIGTERM raises KeyboardInterrupt as Ctrl-C does, so that
+    ``finally`` blocks clean up (the default handler ends the process at once)."""
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _collect(future, folder: Path, params: dict, paths, run_id: str) -> dict:
@@ -808,14 +913,15 @@ def main(argv=None) -> int:
     )
     try:
         grid, fixed = _assignments(args.grid, split_values), _assignments(args.fixed, parse_value)
-        df = run_batch(
-            args.out,
-            grid,
-            fixed,
-            args.notebooks,
-            workers=1 if args.workers is None else args.workers,
-            cluster=cluster,
-        )
+        with _sigterm_raises():
+            df = run_batch(
+                args.out,
+                grid,
+                fixed,
+                args.notebooks,
+                workers=1 if args.workers is None else args.workers,
+                cluster=cluster,
+            )
     except BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,11 @@ def conflict(detail: str) -> ApiError:
     return ApiError(409, detail)
 
 
+def damaged(detail: str) -> ApiError:
+    """A model's files on this server cannot be loaded: the server's state, not the request."""
+    return ApiError(500, detail)
+
+
 def too_large(detail: str) -> ApiError:
     return ApiError(413, detail)
 

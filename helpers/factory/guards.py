@@ -8,6 +8,10 @@ that never cost the client its connection.
   allowed origin is refused (403), as is a browser request marked ``Sec-Fetch-Site:
   cross-site``; body-less POSTs (``start``, ``cancel``) refuse form content types, so an HTML
   form on another site cannot drive them.
+- **CORS for allowed origins**: a request from an ``--allowed-origin`` gets
+  ``Access-Control-Allow-Origin`` with that exact origin, and its preflight (``OPTIONS`` with
+  ``Access-Control-Request-Method``) is answered here, before the key check; other origins
+  get no CORS headers.
 - **Key everywhere**: with an API key set, ``/health``, ``/docs`` and ``/openapi.json`` need it
   too (``/v1`` routes check it as a dependency).
 - **Body limits**: a JSON body over ``max_body_bytes`` is refused with 413 (before it is read
@@ -42,6 +46,9 @@ log = logging.getLogger(__name__)
 __all__ = ["LOOPBACK_HOSTS", "Guard", "host_name"]
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 UPLOAD_PATH = "/v1/files"
+CORS_METHODS = "GET, POST, DELETE, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type"
+CORS_MAX_AGE = "600"
 
 
 class _BodyRefused(Exception):
@@ -72,10 +79,16 @@ class Guard:
             return
         headers = Headers(scope=scope)
         refused = self._refusal(scope, headers)
+        cors = self._cors(headers) if refused is None or refused[0] in (401, 415) else {}
+        if refused is None and cors and _is_preflight(scope, headers):
+            await _preflight(send, cors)
+            return
         if refused is not None:
             status, detail, extra = refused
-            await _respond(send, status, detail, extra)
+            await _respond(send, status, detail, {**extra, **cors})
             return
+        if cors:
+            send = _with_headers(send, cors)
         state: dict[str, Any] = {"started": False, "refused": None}
         limited = self._limited_receive(scope, headers, receive, state)
         if state["refused"] is not None:  # Content-Length alone says it is too large
@@ -113,6 +126,15 @@ class Guard:
             if not state["started"]:
                 await _respond(send, 500, "Internal server error.")
 
+    def _cors(self, headers: Headers) -> dict[str, str]:
+        """CORS headers for a request from an allowed origin other than the service itself."""
+        origin = headers.get("origin")
+        if origin is None or origin.rstrip("/").lower() not in self.origins:
+            return {}
+        if urlsplit(origin).netloc.lower() == headers.get("host", "").lower():
+            return {}
+        return {"access-control-allow-origin": origin, "vary": "Origin"}
+
     def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, Any, dict] | None:
         host = headers.get("host", "")
         if host_name(host) not in self.hosts:
@@ -139,7 +161,8 @@ class Guard:
         elif headers.get("sec-fetch-site") == "cross-site":
             return 403, "Cross-origin request refused.", {}
         expected = self.settings.api_key
-        if expected and not scope["path"].startswith("/v1/"):
+        # a browser never sends the key with a preflight
+        if expected and not scope["path"].startswith("/v1/") and not _is_preflight(scope, headers):
             if not key_matches(headers.get("authorization", ""), expected):
                 return 401, "Invalid or missing API key.", {"www-authenticate": "Bearer"}
         if scope["method"] == "POST" and scope["path"].endswith(("/start", "/cancel")):
@@ -184,6 +207,37 @@ class Guard:
             return message
 
         return limited
+
+
+def _is_preflight(scope: Scope, headers: Headers) -> bool:
+    return scope["method"] == "OPTIONS" and "access-control-request-method" in headers
+
+
+def _with_headers(send: Send, extra: dict[str, str]) -> Send:
+    """``send`` that adds ``extra`` to the response's headers (replacing any of those names)."""
+    names = {k.encode() for k in extra}
+    added = [(k.encode(), v.encode()) for k, v in extra.items()]
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+            message = {**message, "headers": kept + added}
+        await send(message)
+
+    return sending
+
+
+async def _preflight(send: Send, cors: dict[str, str]) -> None:
+    headers = {
+        **cors,
+        "access-control-allow-methods": CORS_METHODS,
+        "access-control-allow-headers": CORS_HEADERS,
+        "access-control-max-age": CORS_MAX_AGE,
+        "content-length": "0",
+    }
+    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": 204, "headers": raw})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _too_large(cap: int) -> _BodyRefused:

@@ -15,17 +15,23 @@ Each model lives on its batcher's thread: that thread loads it and runs every fo
 when a model loaded on one thread runs on another (single-utterance passes took ~14 ms instead of
 ~9.5 ms on a 2-core CPU), and a thread pool hands each request to whichever worker is free.
 Predictors guard their own state (the encoder serialises its forward passes; TF-IDF has none).
+
+A model whose files cannot be loaded (a damaged ``votes/`` or head file) raises
+:class:`ModelBroken`, naming the model and the file; the failure is remembered until the
+model's folder (or one of its subfolders) changes, so requests do not retry the load.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
+from types import TracebackType
 from typing import Any, cast
 
 from .store import ModelRow, Store
@@ -44,6 +50,64 @@ GAP_S = 0.003  # ... it starts as soon as no request has arrived for this long
 
 class ModelUnavailable(Exception):
     """The model exists but cannot be loaded on this machine."""
+
+
+class ModelBroken(ModelUnavailable):
+    """The model's files are there but cannot be loaded (damaged)."""
+
+
+def _folder_signature(model_dir: Path) -> tuple[int, ...]:
+    """mtimes of the model folder and its subfolders: a repair or a retrain changes one."""
+    try:
+        dirs = [model_dir, *(p for p in model_dir.iterdir() if p.is_dir())]
+        return tuple(os.stat(d).st_mtime_ns for d in sorted(dirs))
+    except OSError:
+        return ()
+
+
+def _failing_file(exc: BaseException, model_dir: Path) -> Path | None:
+    """The file of ``model_dir`` that the load was reading when it raised: the filename of
+    an OSError, else a path in the innermost frame that holds one."""
+    filename = getattr(exc, "filename", None)
+    if isinstance(filename, (str, os.PathLike)):
+        return Path(filename)
+    root = model_dir.resolve()
+    try:  # a file the message names
+        files = [p for p in root.rglob("*") if p.is_file()][:1000]
+    except OSError:
+        files = []
+    named = [p for p in files if str(p) in str(exc)]
+    if named:
+        return max(named, key=lambda p: len(str(p)))
+    tb: TracebackType | None = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            if isinstance(value, (str, os.PathLike)) and len(os.fspath(value)) < 4096:
+                try:
+                    path = Path(value).resolve()
+                    if path.is_relative_to(root) and path.is_file():
+                        return path
+                except (OSError, ValueError, TypeError):
+                    continue
+    return None
+
+
+def _broken(model_id: str, model_dir: Path, exc: BaseException) -> ModelBroken:
+    file = _failing_file(exc, model_dir)
+    try:
+        name = file.relative_to(model_dir.resolve()) if file else None
+    except ValueError:
+        name = file
+    where = f"its file {name} (in {model_dir})" if name else f"a file in {model_dir}"
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    return ModelBroken(
+        f"Model {model_id} cannot be loaded: {where} is damaged ({reason}). Restore the "
+        f"model's folder or delete the model (DELETE /v1/models/{model_id}) and train it again."
+    )
 
 
 class _Call:
@@ -202,6 +266,8 @@ class PredictorCache:
         self._entries: OrderedDict[str, Batcher] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        # model id -> (folder signature, error) of a load that failed
+        self._broken: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def get(self, model: ModelRow) -> Batcher:
         """The loaded predictor for a fine-tuned model, loading it once if needed."""
@@ -222,13 +288,26 @@ class PredictorCache:
                     f"{model.id} was trained from {model.root}, which is not available here"
                 )
             model_dir = self.store.model_dir(model)
-            entry = Batcher(
-                lambda: trainer.load(model_dir),
-                model_dir,
-                self.max_batch,
-                self.max_wait_s,
-                self.gap_s,
-            )
+            signature = _folder_signature(model_dir)
+            known = self._broken.get(model.id)
+            if known is not None and known[0] == signature:
+                raise ModelBroken(known[1])
+            try:
+                entry = Batcher(
+                    lambda: trainer.load(model_dir),
+                    model_dir,
+                    self.max_batch,
+                    self.max_wait_s,
+                    self.gap_s,
+                )
+            except Exception as exc:
+                if isinstance(exc, ModelUnavailable) or not model_dir.is_dir():
+                    raise  # deleted meanwhile: the routes answer 410
+                error = _broken(model.id, model_dir, exc)
+                log.error("%s", error)
+                self._broken[model.id] = (signature, str(error))
+                raise error from exc
+            self._broken.pop(model.id, None)
             with self._lock:
                 self._entries[model.id] = entry
                 while len(self._entries) > self.size:
@@ -247,6 +326,7 @@ class PredictorCache:
 
     def evict(self, model_id: str) -> None:
         with self._lock:
+            self._broken.pop(model_id, None)
             entry = self._entries.pop(model_id, None)
         if entry is not None:
             entry.close()

@@ -21,8 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ...text_batches import length_sorted_batches
 from ..deps import Factory, FactoryDep
-from ..errors import NO_MODEL, conflict, gone, invalid, not_found, too_large
-from ..predictors import Batcher, ModelUnavailable
+from ..errors import NO_MODEL, conflict, damaged, gone, invalid, not_found, too_large
+from ..predictors import Batcher, ModelBroken, ModelUnavailable
 from ..schemas import ClassificationRequest, ClassificationResponse
 from ..store import ModelRow
 
@@ -97,6 +97,8 @@ def _loaded(factory: Factory, name: str) -> Batcher:
     model = _lookup(factory, name)
     try:
         return factory.predictors.get(model)
+    except ModelBroken as exc:
+        raise damaged(str(exc)) from None
     except ModelUnavailable as exc:
         raise conflict(str(exc)) from None
     except FileNotFoundError:  # deleted between the check and the load

@@ -24,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ...text_batches import length_sorted_batches
 from ..deps import FactoryDep
-from ..errors import NO_MODEL, conflict, gone, invalid, not_found
-from ..predictors import MAX_BATCH, Batcher, ModelUnavailable
+from ..errors import NO_MODEL, conflict, damaged, gone, invalid, not_found
+from ..predictors import MAX_BATCH, Batcher, ModelBroken, ModelUnavailable
 from ..schemas import EmbeddingRequest, EmbeddingResponse
 from .classifications import checked_inputs, gone_message, missing_files
 
@@ -52,6 +52,8 @@ def _encoder_for(body: EmbeddingRequest, factory) -> tuple[Any, Batcher | None]:
             raise gone(gone_message(factory, model))
         try:
             batcher = factory.predictors.get(model)
+        except ModelBroken as exc:
+            raise damaged(str(exc)) from None
         except ModelUnavailable as exc:
             raise conflict(str(exc)) from None
         except FileNotFoundError:  # deleted between the check and the load

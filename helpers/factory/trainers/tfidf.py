@@ -51,6 +51,7 @@ BLOCKS = {
 }
 _WORD = re.compile(r"(?u)\b\w\w+\b")  # the word block's token pattern
 BYTES_PER_WEIGHT = 4 * 20  # float32 weights, gradient and 7 L-BFGS pairs, with slack
+MAX_CHECKED_BIGRAMS = 200_000  # the shared-n-gram check gives up (accepts) beyond this
 
 
 class _Features:
@@ -262,9 +263,12 @@ class TfidfLogRegTrainer:
         n_texts: int,
         n_labels: int,
     ) -> DataCheck:
-        """Lines with no word (warned; refused when no line has one) and the memory estimate:
-        features x labels x bytes per weight, the features counted on the sample."""
-        return DataCheck(_wordless_lines(files), *_memory_estimate(sample, n_texts, n_labels))
+        """Lines with no word (warned; refused when no line has one), data whose character
+        block would be empty (refused) and the memory estimate: features x labels x bytes per
+        weight, the features counted on the sample."""
+        warnings = _wordless_lines(files)
+        _refuse_unshared_characters(files, n_texts)
+        return DataCheck(warnings, *_memory_estimate(sample, n_texts, n_labels))
 
     def train(
         self,
@@ -387,6 +391,33 @@ def _wordless_lines(files: Sequence[tuple[str, Path]]) -> list[str]:
         f"{', '.join(lines[:3])}{more}: no word of two letters or digits; tfidf-logreg "
         "sees only its characters"
     ]
+
+
+def _refuse_unshared_characters(files: Sequence[tuple[str, Path]], n_texts: int) -> None:
+    """DataRefused when no character n-gram is in two texts: from 50 texts on the ``char``
+    block keeps only those (``min_df``), so it would be empty and training would fail. Any
+    shared n-gram contains a shared bigram (``char_wb``: within space-padded words, lower
+    case), so bigrams suffice; the check usually ends at the second text."""
+    if n_texts < 50:  # as in _Features.fit: fewer texts keep every n-gram
+        return
+    seen: set[str] = set()
+    for _, path in files:
+        for row in iter_examples(path):
+            bigrams = {
+                padded[i : i + 2]
+                for word in row["text"].lower().split()
+                for padded in [f" {word} "]
+                for i in range(len(padded) - 1)
+            }
+            if not seen.isdisjoint(bigrams) or len(seen) > MAX_CHECKED_BIGRAMS:
+                return
+            seen |= bigrams
+    raise DataRefused(
+        f"no character n-gram occurs in two of the {n_texts:,} training texts (e.g. unique "
+        "random strings), so tfidf-logreg's character features, which keep only n-grams "
+        "seen in at least 2 texts, would be empty; use texts that share words or "
+        "characters, or a sentence-encoder base model"
+    )
 
 
 def _memory_estimate(sample: Sequence[str], n_texts: int, n_labels: int) -> tuple[int, str]:
