@@ -3,10 +3,11 @@
 Off unless ``FACTORY_TRAINING_CACHE`` names a folder (the test suite sets it for one run, so
 the lessons it executes several times share each model; a classroom re-running a lesson may set
 it too). The key is a SHA-256 of everything that decides the trained weights: the trainer's
-class, settings, device and source code, the job's hyperparameters (seed included) and targets,
-and the bytes of its training and validation files (not their names or ids). A hit copies the
-model folder (hard links where the file system allows) and replays the step reports the
-original training made, so the job's checkpoints and W&B metrics are that training's; the
+class, settings, device and source code, the versions of Python and the numeric libraries (the
+Colab simulation trains with Colab's torch), the job's hyperparameters (seed included) and
+targets, and the bytes of its training and validation files (not their names or ids). A hit
+copies the model folder (hard links where the file system allows) and replays the step reports
+the original training made, so the job's checkpoints and W&B metrics are that training's; the
 job's SUCCESS event says the model came from the cache.
 
 Entries are written to a temporary folder and renamed into place, so a reader never sees a
@@ -68,6 +69,20 @@ def trainer_recipe(trainer: Any) -> dict:
     }
 
 
+def library_versions() -> dict[str, str]:
+    """Python's and the numeric libraries' versions: another torch may train other weights."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "scikit-learn", "transformers", "tokenizers"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
 def _link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
@@ -91,6 +106,7 @@ class TrainingCache:
         head = {
             "recipe": trainer_recipe(trainer),
             "code": _code_digest(),
+            "versions": library_versions(),
             "hyperparameters": hyperparameters,
             "targets": targets,
             "files": [len(training_files), len(validation_files)],

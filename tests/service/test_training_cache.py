@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from inproc import TERMINAL, jsonl, rows, upload, wait
 
 from helpers.factory import training_cache
@@ -91,6 +92,18 @@ def test_trainer_settings_and_code_change_the_key(tmp_path):
     assert len(keys) == 3
     assert training_cache.trainer_recipe(other)["settings"] == {"C": 1.0}
     assert len(training_cache._code_digest()) == 64
+
+
+def test_another_torch_version_changes_the_key(tmp_path, monkeypatch):
+    cache = training_cache.TrainingCache(tmp_path)
+    data = tmp_path / "train.jsonl"
+    data.write_bytes(jsonl(rows(10)))
+    trainer = TfidfLogRegTrainer()
+    here = cache.key(trainer, {"seed": 0}, [], [data], [])
+    assert training_cache.library_versions()["torch"] == torch.__version__
+    colab = {**training_cache.library_versions(), "torch": "2.11.0+cpu"}
+    monkeypatch.setattr(training_cache, "library_versions", lambda: colab)
+    assert cache.key(trainer, {"seed": 0}, [], [data], []) != here
 
 
 def test_a_broken_entry_is_a_miss_not_an_error(tmp_path):
