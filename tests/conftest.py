@@ -45,6 +45,34 @@ def write_mteb_folder(folder: Path, counts: dict[str, int], langs=("en", "fr"), 
     return folder
 
 
+# What Dask's nanny writes into the environment of the process that starts it (its
+# "pre-spawn" settings), and never takes back
+DASK_PRE_SPAWN = (
+    "MALLOC_TRIM_THRESHOLD_",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "KMP_DUPLICATE_LIB_OK",
+    "KMP_INIT_AT_FORK",
+    "PYTHONHASHSEED",
+    "__DASK_PARENT_PID",
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_dask_settings_leak():
+    """Put back what a module's in-process Dask cluster wrote into ``os.environ``: every lesson
+    kernel started later in the session inherits it, and ``MALLOC_TRIM_THRESHOLD_=65536``
+    alone made the lessons' training ~1.5x slower."""
+    before = {name: os.environ.get(name) for name in DASK_PRE_SPAWN}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def training_cache(tmp_path_factory):
     """One content-addressed training cache for the run (``FACTORY_TRAINING_CACHE``), for the
