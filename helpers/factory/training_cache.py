@@ -17,6 +17,7 @@ half-written one; model files are never modified after training, which makes har
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -69,6 +70,7 @@ def trainer_recipe(trainer: Any) -> dict:
     }
 
 
+@functools.cache
 def library_versions() -> dict[str, str]:
     """Python's and the numeric libraries' versions: another torch may train other weights."""
     import platform

@@ -61,7 +61,15 @@ def wait(
 
 
 def train(client: TestClient, steps: int = 10, n: int = 30, **headers) -> dict:
-    file_id = upload(client, jsonl(rows(n)), **headers)
+    """A TF-IDF job on ``rows(n)``, finished with SUCCESS."""
+    job = run_tfidf_job(client, jsonl(rows(n)), steps, **headers)
+    assert job["status"] == "SUCCESS", job["events"]
+    return job
+
+
+def run_tfidf_job(client: TestClient, content: bytes, steps: int = 10, **headers) -> dict:
+    """Upload ``content``, train TF-IDF on it, return the job in its final status."""
+    file_id = upload(client, content, **headers)
     job = client.post(
         "/v1/fine_tuning/jobs",
         headers=headers,
@@ -72,6 +80,4 @@ def train(client: TestClient, steps: int = 10, n: int = 30, **headers) -> dict:
             "auto_start": True,
         },
     ).json()
-    job = wait(client, job["id"], TERMINAL, **headers)
-    assert job["status"] == "SUCCESS", job["events"]
-    return job
+    return wait(client, job["id"], TERMINAL, **headers)

@@ -4,30 +4,14 @@ file, and the failed load is remembered until its folder changes (no reload per 
 from __future__ import annotations
 
 import os
-import time
 
 import httpx
-from inproc import TERMINAL, jsonl, rows
+from inproc import train
 
 
 def test_a_damaged_model_file_is_named_and_not_reloaded_per_request(live, tmp_path):
     with httpx.Client(base_url=live(), timeout=30) as http:
-        file_id = http.post("/v1/files", files={"file": ("t.jsonl", jsonl(rows(30)))}).json()["id"]
-        job = http.post(
-            "/v1/fine_tuning/jobs",
-            json={
-                "model": "tfidf-logreg",
-                "training_files": [{"file_id": file_id}],
-                "hyperparameters": {"training_steps": 5},
-                "auto_start": True,
-            },
-        ).json()
-        deadline = time.monotonic() + 60
-        while job["status"] not in TERMINAL:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-            job = http.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
-        assert job["status"] == "SUCCESS", job["events"]
+        job = train(http, steps=5)
         model = job["fine_tuned_model"]
         folder = tmp_path / "factory" / "models" / job["id"]
         head = folder / "head_0_W.npy"

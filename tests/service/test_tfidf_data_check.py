@@ -3,12 +3,8 @@ message naming the problem, not in training. A real job on the app served on a s
 
 from __future__ import annotations
 
-import json
-import time
-
 import httpx
-
-TERMINAL = {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"}
+from inproc import jsonl, run_tfidf_job
 
 
 def unique_texts(n: int) -> list[str]:
@@ -17,26 +13,8 @@ def unique_texts(n: int) -> list[str]:
 
 
 def run_job(http: httpx.Client, texts: list[str]) -> dict:
-    body = "".join(
-        json.dumps({"text": t, "labels": {"intent": "ab"[i % 2]}}) + "\n"
-        for i, t in enumerate(texts)
-    )
-    file_id = http.post("/v1/files", files={"file": ("t.jsonl", body.encode())}).json()["id"]
-    job = http.post(
-        "/v1/fine_tuning/jobs",
-        json={
-            "model": "tfidf-logreg",
-            "training_files": [{"file_id": file_id}],
-            "hyperparameters": {"training_steps": 3},
-            "auto_start": True,
-        },
-    ).json()
-    deadline = time.monotonic() + 60
-    while job["status"] not in TERMINAL:
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-        job = http.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
-    return job
+    rows = [{"text": t, "labels": {"intent": "ab"[i % 2]}} for i, t in enumerate(texts)]
+    return run_tfidf_job(http, jsonl(rows), steps=3)
 
 
 def test_all_unique_character_ngrams_fail_validation_with_the_reason(live):
