@@ -12,6 +12,9 @@ job's SUCCESS event says the model came from the cache.
 
 Entries are written to a temporary folder and renamed into place, so a reader never sees a
 half-written one; model files are never modified after training, which makes hard links safe.
+Every lookup appends a line to ``lookups.jsonl`` in the folder (key, hit or miss, base model,
+hyperparameters, the files' sizes and digests, training seconds on a miss): two trainings that
+were meant to share an entry but did not show there side by side.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ENV = "FACTORY_TRAINING_CACHE"
 REPORTS = "reports.json"
+LOOKUPS = "lookups.jsonl"
 MODEL = "model"
 HIT_INFO = f"model restored from the training cache ({ENV}): same recipe, data and seed"
 _TRAINERS = Path(__file__).resolve().parent / "trainers"
@@ -85,6 +89,18 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def describe(paths: list[Path]) -> list[str]:
+    """Each file as ``<size> bytes, sha256 <first 12 hex digits>``, for the lookup log."""
+    described = []
+    for path in paths:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        described.append(f"{path.stat().st_size} bytes, sha256 {digest.hexdigest()[:12]}")
+    return described
+
+
 def _link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
@@ -120,6 +136,16 @@ class TrainingCache:
                     digest.update(block)
             digest.update(b"\0end-of-file\0")
         return digest.hexdigest()
+
+    def record(self, key: str, hit: bool, **details: Any) -> None:
+        """Append one lookup to ``lookups.jsonl``; trouble here never fails the job."""
+        line = json.dumps({"key": key[:12], "hit": hit, **details}, sort_keys=True, default=str)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with open(self.folder / LOOKUPS, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except OSError as exc:
+            log.warning("training cache: lookup not logged: %s", exc)
 
     def restore(self, key: str, out_dir: Path) -> list[StepReport] | None:
         """Copy the cached model into ``out_dir`` (empty) and return its step reports."""

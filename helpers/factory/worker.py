@@ -312,25 +312,36 @@ class Worker:
                 raise RuntimeError(f"base model {job.model} is not available on this machine")
             cache, key = training_cache.from_env(), ""
             if cache is not None:
+                files = [self.store.file_path(f) for f in job.training_files]
+                valid_files = [self.store.file_path(f) for f in job.validation_files or []]
                 key = cache.key(
                     trainer,
                     {**job.hyperparameters, "config": dataclasses.asdict(_config(job))},
                     job.classifier_targets,
-                    [self.store.file_path(f) for f in job.training_files],
-                    [self.store.file_path(f) for f in job.validation_files or []],
+                    files,
+                    valid_files,
                 )
+                lookup = {
+                    "model": job.model,
+                    "hyperparameters": job.hyperparameters,
+                    "files": training_cache.describe(files),
+                    "validation_files": training_cache.describe(valid_files),
+                }
                 cached = cache.restore(key, tmp)
                 if cached is not None:
+                    cache.record(key, True, **lookup)
                     for report in cached:
                         progress(report)
                     progress.finish()
                     self._publish(job, tmp, progress, info=training_cache.HIT_INFO)
                     return
+            started = time.monotonic()
             train, valid, targets, config = self._training_inputs(job)
             trainer.train(train, valid, targets, config, tmp, progress, progress.check_cancelled)
             progress.finish()
             if cache is not None:
                 cache.store(key, tmp, progress.reports)
+                cache.record(key, False, seconds=round(time.monotonic() - started, 1), **lookup)
         except Cancelled:
             shutil.rmtree(tmp, ignore_errors=True)
             self.store.transition(job_id, IN_TRAINING, "CANCELLED")

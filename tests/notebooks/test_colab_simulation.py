@@ -16,12 +16,22 @@ folder (the job record, metrics, learning curve, export) and that no key appears
 Lessons 04, 07 and 09 retrain lesson 03's model in ``pipeline.ensure``; the training cache
 (``FACTORY_TRAINING_CACHE``, set for the test session in ``tests/conftest.py``) makes that one
 training, shared with lesson 03's own run.
+
+Each lesson runs through ``tools/silent_gaps.py``, which times every output as it arrives: no
+cell may stay silent (no text, bar, table or plot) for more than :data:`MAX_SILENT_GAP` seconds,
+or a learner takes it for a hung cell.
+
+``COLAB_SIM_DEFAULTS=1`` runs the lessons with their own defaults instead (no ``SMALL``, no
+training cache: lessons 04, 07 and 09 retrain lesson 03's model), for the standalone-time
+benchmark ``benchmarks/standalone_lessons.py``; ``COLAB_SIM_REPORT`` names a JSON file that
+collects each lesson's time and longest silent gap.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -56,6 +66,9 @@ FAKE_KEYS = {
     "MISTRAL_API_KEY": "mk-TESTKEY-7f3a9c2e51d84b6fa0c3e9d1b2a4f6e8",
     "WANDB_API_KEY": "wb0123456789abcdef0123456789abcdef012345",
 }
+MAX_SILENT_GAP = 20.0  # seconds a cell may go without any output
+DEFAULTS = os.environ.get("COLAB_SIM_DEFAULTS") == "1"
+REPORT = os.environ.get("COLAB_SIM_REPORT")
 TIMINGS: dict[str, float] = {}
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -202,25 +215,29 @@ def run_alone(runtime: dict, notebook: Path, tmp: Path) -> dict:
         "HF_HOME": str(tmp / "hf"),
         "JUPYTER_PATH": str(runtime["jupyter"]),
     }
-    wanted = SMALL | EXTRA.get(notebook.name, {})
+    wanted = {} if DEFAULTS else SMALL | EXTRA.get(notebook.name, {})
+    if DEFAULTS:  # a learner's first run: nothing trained before, by this lesson or another
+        env.pop("FACTORY_TRAINING_CACHE", None)
     names = declared(notebook)
     assert set(EXTRA.get(notebook.name, {})) <= names, notebook.name
-    # -y: YAML, so a list stays a list (papermill's -p passes "[8, 0]" as a string)
-    parameters = ["-y", json.dumps({k: v for k, v in wanted.items() if k in names})]
+    # YAML, so a list stays a list (papermill's -p passes "[8, 0]" as a string)
+    parameters = json.dumps({k: v for k, v in wanted.items() if k in names})
+    gaps = folder.parent / "silent_gaps.json"
     start = time.monotonic()
     result = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "papermill",
-            "--no-progress-bar",
+            ROOT / "tools" / "silent_gaps.py",
             "-k",
             "colab313",
             "--cwd",
             folder,
             notebook.name,
             folder / f"out_{notebook.name}",
-            *parameters,
+            "-y",
+            parameters,
+            "--report",
+            gaps,
         ],
         cwd=folder,
         env=env,
@@ -229,7 +246,19 @@ def run_alone(runtime: dict, notebook: Path, tmp: Path) -> dict:
     )
     seconds = time.monotonic() - start
     TIMINGS[notebook.name] = seconds
-    print(f"\n{notebook.name}: standalone run {seconds:.0f} s")
+    report = json.loads(gaps.read_text()) if gaps.exists() else None
+    print(f"\n{notebook.name}: standalone run {seconds:.0f} s; {result.stdout.strip()}")
+    if REPORT and report is not None:
+        path = Path(REPORT)
+        table = json.loads(path.read_text()) if path.exists() else {}
+        table[notebook.name] = {
+            "seconds": round(seconds, 1),
+            "longest_gap": report["longest_gap"],
+            "longest_gap_cell": report["longest_gap_cell"],
+            "failed": report["failed"],
+            "parameters": "defaults" if DEFAULTS else wanted,
+        }
+        path.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
     out = folder / f"out_{notebook.name}"
     nb = nbformat.read(out, as_version=4) if out.exists() else None
     return {
@@ -239,6 +268,7 @@ def run_alone(runtime: dict, notebook: Path, tmp: Path) -> dict:
         "folder": folder,
         "work": folder / "artifacts",
         "seconds": seconds,
+        "gaps": report,
     }
 
 
@@ -251,6 +281,20 @@ def test_lesson_runs_alone_from_its_badge(lessons, notebook):
         assert re.search(r"pipeline: work_dir lacked .+ so it redid lesson\(s\) 01", text)
     if notebook.name.startswith("06"):  # a CPU runtime: the English encoder and TF-IDF
         assert "on a CPU runtime it is not downloaded by default" in text
+
+
+@pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name[:2])
+def test_no_cell_is_silent_for_long(lessons, notebook):
+    """Every cell shows something (text, a progress bar, a table) at least every 20 s."""
+    run = lessons(notebook.name)
+    report = run["gaps"]
+    assert report is not None, run["stderr"][-4000:]
+    assert report["cells"], "the recorder saw no cell run"
+    silent = [c for c in report["cells"] if c["longest_gap"] > MAX_SILENT_GAP]
+    assert not silent, (
+        f"{notebook.name}: cells of the executed notebook silent for more than "
+        f"{MAX_SILENT_GAP:g} s: {silent}"
+    )
 
 
 @pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name[:2])

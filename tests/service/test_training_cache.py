@@ -3,6 +3,7 @@ seed train once; anything that changes the weights trains again. Real service, r
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -38,6 +39,14 @@ def run(api, content: bytes, name="train.jsonl", **hyperparameters) -> dict:
     return job
 
 
+def entries(cache) -> list:
+    return [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+
+def sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:12]
+
+
 def hit(job: dict) -> bool:
     return any(e["data"].get("info") == training_cache.HIT_INFO for e in job["events"])
 
@@ -60,9 +69,17 @@ def test_the_same_job_trains_once_and_replays_its_checkpoints(api, cache):
     assert not hit(first) and hit(second)
     assert checkpoints(api, second) == checkpoints(api, first) != []
     assert scores(api, second["fine_tuned_model"]) == scores(api, first["fine_tuned_model"])
-    (entry,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    (entry,) = entries(cache)
     reports = json.loads((entry / training_cache.REPORTS).read_text())
     assert [r["step"] for r in reports][-1] == 12
+    # the lookup log: one miss (with its training time), then one hit, with what decided the key
+    lines = (cache / training_cache.LOOKUPS).read_text().splitlines()
+    miss, found = (json.loads(line) for line in lines)
+    assert (miss["hit"], found["hit"]) == (False, True)
+    assert miss["key"] == found["key"] == entry.name[:12]
+    assert miss["seconds"] >= 0 and "seconds" not in found
+    assert miss["model"] == "tfidf-logreg" and miss["hyperparameters"]["training_steps"] == 12
+    assert miss["files"] == found["files"] == [f"{len(data)} bytes, sha256 {sha(data)}"]
 
 
 def test_data_and_hyperparameters_are_part_of_the_key(api, cache):
@@ -71,7 +88,7 @@ def test_data_and_hyperparameters_are_part_of_the_key(api, cache):
     assert not hit(run(api, data, learning_rate=0.5))
     assert not hit(run(api, data, training_steps=11))
     assert not hit(run(api, jsonl(rows(31))))
-    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 4
+    assert len(entries(cache)) == 4
 
 
 def test_without_the_variable_nothing_is_cached(api, tmp_path, monkeypatch):

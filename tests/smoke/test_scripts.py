@@ -573,6 +573,51 @@ def tiny_sync_notebooks(tmp: Path, data: Path, env: dict[str, str]) -> None:
     assert _snapshot(REPO / "notebooks") == before
 
 
+def tiny_silent_gaps(tmp: Path, data: Path, env: dict[str, str]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell("pause = 0.1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\nprint('start', flush=True)\ntime.sleep(pause)"),
+        nbformat.v4.new_code_cell("print('quick')"),
+    ]
+    path = tmp / "gaps.ipynb"
+    nbformat.write(nb, path)
+    report = tmp / "gaps.json"
+    args = (path, tmp / "out.ipynb", "-y", '{"pause": 1.5}', "--report", report)
+    done = run("tools/silent_gaps.py", *args, "--max-gap", 1, env=env, expect=3)
+    assert "printed nothing for 1.5 s (limit 1 s)" in done.stderr
+    found = json.loads(report.read_text())
+    assert not found["failed"] and found["longest_gap_cell"] == 2  # after the injected cell
+    assert 1.5 <= found["longest_gap"] < 3 and len(found["cells"]) == 4
+    quick = found["cells"][3]
+    assert quick["outputs"] == 1 and quick["longest_gap"] < 1
+    run("tools/silent_gaps.py", *args, "--max-gap", 5, env=env)
+    nb.cells.append(nbformat.v4.new_code_cell("1 / 0"))
+    nbformat.write(nb, path)
+    done = run(
+        "tools/silent_gaps.py", path, tmp / "out.ipynb", "--report", report, env=env, expect=1
+    )
+    assert "ZeroDivisionError" in done.stderr and json.loads(report.read_text())["failed"]
+
+
+def tiny_standalone_lessons(tmp: Path, data: Path, env: dict[str, str]) -> None:
+    # the real run is the Colab simulation with every lesson's defaults (minutes): here the
+    # script tabulates a report of that shape and judges it against the targets
+    row = {"seconds": 95.2, "longest_gap": 4.0, "longest_gap_cell": 7, "failed": False}
+    report = tmp / "standalone_lessons.json"
+    report.write_text(json.dumps({"01_a.ipynb": row, "02_b.ipynb": {**row, "seconds": 12.0}}))
+    done = run("benchmarks/standalone_lessons.py", "--from-report", report, env=env)
+    assert "| 01_a.ipynb | 95 s | 4.0 s (7) | yes |" in done.stdout
+    report.write_text(json.dumps({"03_c.ipynb": {**row, "longest_gap": 31.5}}))
+    done = run("benchmarks/standalone_lessons.py", "--from-report", report, env=env, expect=1)
+    assert "| 03_c.ipynb | 95 s | 31.5 s (7) | no |" in done.stdout
+
+
 TINY_CASES: dict[str, Callable[[Path, Path, dict[str, str]], None]] = {
     "benchmarks/bench_batch.py": tiny_bench_batch,
     "benchmarks/bench_batch_order.py": tiny_bench_batch_order,
@@ -591,9 +636,11 @@ TINY_CASES: dict[str, Callable[[Path, Path, dict[str, str]], None]] = {
     "benchmarks/recipe_selection.py": tiny_recipe_selection,
     "benchmarks/recipe_table.py": tiny_recipe_table,
     "benchmarks/scale_check.py": tiny_scale_check,
+    "benchmarks/standalone_lessons.py": tiny_standalone_lessons,
     "tools/check_large_files.py": tiny_check_large_files,
     "tools/execute_notebooks.py": tiny_execute_notebooks,
     "tools/release.py": tiny_release,
+    "tools/silent_gaps.py": tiny_silent_gaps,
     "tools/sync_notebooks.py": tiny_sync_notebooks,
 }
 
