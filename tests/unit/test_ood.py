@@ -203,3 +203,57 @@ def test_auroc_difference_is_paired_and_its_interval_covers_the_point():
     assert same["difference"] == 0 and same["p_value"] == 1.0
     with pytest.raises(ValueError, match="same utterances"):
         ood.auroc_difference(in_s, oos_s, in_s[:10], oos_s)
+
+
+def test_expected_cost_counts_each_mistake_once():
+    # 10 in-scope kept of 12 (8 right), 3 of 4 out-of-scope rejected
+    row = {"in_scope_recall": 10 / 12, "in_scope_accuracy": 8 / 12, "oos_recall": 0.75}
+    cost = ood.expected_cost(row, cost_false_reject=1, cost_false_accept=4, oos_share=0.2)
+    assert cost == pytest.approx(0.8 * (2 / 12 + 4 * 2 / 12) + 0.2 * 4 * 0.25)
+    assert ood.expected_cost(row, 0, 0, 0.5) == 0
+    for bad in ({"cost_false_reject": -1}, {"oos_share": 1.0}, {"oos_share": -0.1}):
+        args = {"cost_false_reject": 1, "cost_false_accept": 1, "oos_share": 0.1} | bad
+        with pytest.raises(ValueError):
+            ood.expected_cost(row, **args)
+
+
+def test_threshold_by_cost_weighs_a_false_reject_against_a_false_accept():
+    in_scores = np.array([0.9, 0.8, 0.7, 0.6, 0.3])
+    in_correct = np.array([True, True, True, True, False])
+    oos_scores = np.array([0.5, 0.4, 0.65])
+    # acting on a wrong intent is expensive: reject up to above the highest out-of-scope score
+    strict = ood.threshold_by_cost(in_scores, in_correct, oos_scores, 1, 10, 0.5)
+    assert strict["threshold"] == 0.7 and strict["oos_recall"] == 1.0
+    assert strict["in_scope_recall"] == 0.6 == strict["in_scope_accuracy"]
+    assert strict["cost"] == pytest.approx(0.5 * 1 * 0.4)
+    # a false reject costs more: keep the right answers at 0.6 and let one out-of-scope through
+    middle = ood.threshold_by_cost(in_scores, in_correct, oos_scores, 10, 4, 0.5)
+    assert middle["threshold"] == 0.6 and middle["oos_recall"] == pytest.approx(2 / 3)
+    assert middle["cost"] == pytest.approx(0.5 * 10 * 0.2 + 0.5 * 4 / 3)
+    # rejecting is expensive and out-of-scope traffic rare: keep everything
+    lax = ood.threshold_by_cost(in_scores, in_correct, oos_scores, 10, 1, 0.01)
+    assert lax["threshold"] == -np.inf and lax["in_scope_recall"] == 1.0
+    assert lax["cost"] == pytest.approx(0.99 * 1 * 0.2 + 0.01 * 1)
+    # no candidate beats the chosen one
+    for t in np.r_[in_scores, oos_scores]:
+        row = ood.at_threshold(t, in_scores, in_correct, oos_scores)
+        assert ood.expected_cost(row, 1, 10, 0.5) >= strict["cost"] - 1e-12
+        assert ood.expected_cost(row, 10, 4, 0.5) >= middle["cost"] - 1e-12
+
+
+def test_cost_difference_is_paired_and_matches_the_expected_costs():
+    rng = np.random.default_rng(3)
+    in_correct = rng.random(300) < 0.9
+    a = {"in": rng.normal(1, 1, 300), "oos": rng.normal(-1, 1, 200), "threshold": 0.0}
+    b = {"in": a["in"] + rng.normal(0, 0.3, 300), "oos": a["oos"] + 0.5, "threshold": 0.2}
+    costs = {"cost_false_reject": 1.0, "cost_false_accept": 3.0, "oos_share": 0.2}
+    d = ood.cost_difference(a, b, in_correct, **costs)
+
+    def cost(m):
+        row = ood.at_threshold(m["threshold"], m["in"], in_correct, m["oos"])
+        return ood.expected_cost(row, **costs)
+
+    assert d["difference"] == pytest.approx(cost(a) - cost(b))
+    assert d["low"] <= d["difference"] <= d["high"]
+    same = ood.cost_difference(a, a, in_correct, **costs)
+    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0}
