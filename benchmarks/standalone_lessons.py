@@ -20,9 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from bench_data import cpu_flags
 
 REPO = Path(__file__).resolve().parents[1]
 SIMULATION = "tests/notebooks/test_colab_simulation.py"
@@ -31,22 +34,25 @@ MAX_GAP = 20.0
 
 
 def table(report: dict) -> tuple[str, bool]:
-    """A Markdown table of the report and whether every lesson met both targets."""
+    """A Markdown table of the report's lessons and whether every lesson met both targets: the
+    time is the lesson's own (kernel start included, its appended exercise solutions not); the
+    silent gap counts every cell, solutions included (a learner runs those too)."""
     lines = [
-        "| lesson | standalone time | longest silent gap (cell) | within targets |",
-        "|---|---|---|---|",
+        "| lesson | lesson alone | + exercises | longest silent gap (cell) | within targets |",
+        "|---|---|---|---|---|",
     ]
     ok = bool(report)
-    for name, row in sorted(report.items()):
-        good = not row["failed"] and row["seconds"] <= MAX_SECONDS and row["longest_gap"] <= MAX_GAP
+    for name, row in sorted(report.get("lessons", report).items()):
+        lesson = row.get("lesson_seconds", row["seconds"])
+        good = not row["failed"] and lesson <= MAX_SECONDS and row["longest_gap"] <= MAX_GAP
         ok &= good
         status = "failed" if row["failed"] else ("yes" if good else "no")
         lines.append(
-            f"| {name} | {row['seconds']:.0f} s | {row['longest_gap']:.1f} s "
-            f"({row['longest_gap_cell']}) | {status} |"
+            f"| {name} | {lesson:.0f} s | {row.get('exercises_seconds', 0):.0f} s | "
+            f"{row['longest_gap']:.1f} s ({row['longest_gap_cell']}) | {status} |"
         )
     lines.append(
-        f"\ntargets: at most {MAX_SECONDS:.0f} s per lesson, no cell silent for more than "
+        f"\ntargets: at most {MAX_SECONDS:.0f} s per lesson alone, no cell silent for more than "
         f"{MAX_GAP:.0f} s"
     )
     return "\n".join(lines), ok
@@ -80,8 +86,19 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             print(f"no report written ({path}): the simulation failed before any lesson ran")
             return 1
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = {
+            "machine": {
+                "cpu": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(),
+                "flags": cpu_flags(),
+            },
+            "lessons": json.loads(path.read_text(encoding="utf-8")),
+        }
+        path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     text, ok = table(report)
+    if "machine" in report:
+        machine = report["machine"]
+        print(f"{machine['cores']} cores; CPU flags: {' '.join(machine['flags'])}\n")
     print(text)
     return 0 if ok else 1
 

@@ -4,7 +4,8 @@ A learner who sees nothing move for half a minute thinks the cell has hung and i
 This runs the notebook as ``papermill INPUT OUTPUT`` does and times every output message as it
 arrives (text, progress bars, tables, plots); a cell's **silent gap** is the longest stretch
 between its start, its outputs and its end. The report (``--report``, JSON) lists each code
-cell's time and longest gap, and the notebook's longest gap and total time.
+cell's index and id in the executed notebook, its time and longest gap, and the notebook's
+longest gap and total time.
 
     python tools/silent_gaps.py notebooks/03_train_classifier.ipynb /tmp/out.ipynb \\
         --cwd notebooks -y '{"training_steps": 10}' --report /tmp/gaps.json --max-gap 20
@@ -112,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         failure = exc
     finished = time.monotonic()
     cells = gaps(clock.events, finished)
+    if args.output.is_file():  # each row gets its cell's id, which stays put when cells move
+        import nbformat
+
+        ids = [c.get("id") for c in nbformat.read(args.output, as_version=4).cells]
+        for row in cells:
+            row["id"] = ids[row["cell"]] if row["cell"] < len(ids) else None
     worst = max(cells, key=lambda c: c["longest_gap"], default=None)
     report = {
         "notebook": args.input.name,

@@ -593,6 +593,7 @@ def tiny_silent_gaps(tmp: Path, data: Path, env: dict[str, str]) -> None:
     assert "printed nothing for 1.5 s (limit 1 s)" in done.stderr
     found = json.loads(report.read_text())
     assert not found["failed"] and found["longest_gap_cell"] == 2  # after the injected cell
+    assert [c["id"] for c in found["cells"]][2:] == [c.id for c in nb.cells[1:]]
     assert 1.5 <= found["longest_gap"] < 3 and len(found["cells"]) == 4
     quick = found["cells"][3]
     assert quick["outputs"] == 1 and quick["longest_gap"] < 1
@@ -612,10 +613,17 @@ def tiny_standalone_lessons(tmp: Path, data: Path, env: dict[str, str]) -> None:
     report = tmp / "standalone_lessons.json"
     report.write_text(json.dumps({"01_a.ipynb": row, "02_b.ipynb": {**row, "seconds": 12.0}}))
     done = run("benchmarks/standalone_lessons.py", "--from-report", report, env=env)
-    assert "| 01_a.ipynb | 95 s | 4.0 s (7) | yes |" in done.stdout
+    assert "| 01_a.ipynb | 95 s | 0 s | 4.0 s (7) | yes |" in done.stdout
     report.write_text(json.dumps({"03_c.ipynb": {**row, "longest_gap": 31.5}}))
     done = run("benchmarks/standalone_lessons.py", "--from-report", report, env=env, expect=1)
-    assert "| 03_c.ipynb | 95 s | 31.5 s (7) | no |" in done.stdout
+    assert "| 03_c.ipynb | 95 s | 0 s | 31.5 s (7) | no |" in done.stdout
+    # the lesson's own time is judged, not the exercises appended after it
+    long = {**row, "seconds": 250.0, "lesson_seconds": 170.0, "exercises_seconds": 80.0}
+    machine = {"cpu": "x86_64", "cores": 2, "flags": ["avx2", "avx512f"]}
+    report.write_text(json.dumps({"machine": machine, "lessons": {"06_d.ipynb": long}}))
+    done = run("benchmarks/standalone_lessons.py", "--from-report", report, env=env)
+    assert "| 06_d.ipynb | 170 s | 80 s | 4.0 s (7) | yes |" in done.stdout
+    assert "2 cores; CPU flags: avx2 avx512f" in done.stdout
 
 
 TINY_CASES: dict[str, Callable[[Path, Path, dict[str, str]], None]] = {
