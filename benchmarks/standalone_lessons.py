@@ -9,7 +9,7 @@ environment's set-up not) and the longest stretch a cell went without output, ag
 targets: at most 180 s per lesson on 2 CPU cores, no cell silent for more than 20 s.
 
     python benchmarks/standalone_lessons.py --out benchmarks/results   # ~15 minutes
-    python benchmarks/standalone_lessons.py --lessons 04,09 --out /tmp/standalone
+    python benchmarks/standalone_lessons.py --lessons 04,09   # re-runs these two, keeps the rest
 
 ``--from-report FILE`` prints the table of an earlier run's report without running anything.
 Exit status 0 when every lesson ran and met both targets, 1 otherwise.
@@ -69,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / "standalone_lessons.json"
+        earlier = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         path.unlink(missing_ok=True)
+        if args.lessons:  # a re-run of some lessons keeps the others' rows
+            kept = earlier.get("lessons", earlier)
+            wanted = args.lessons.split(",")
+            kept = {k: v for k, v in kept.items() if not any(k.startswith(n) for n in wanted)}
+            path.write_text(json.dumps(kept, indent=1) + "\n", encoding="utf-8")
         selected = [f"lesson_runs_alone_from_its_badge and {n}" for n in args.lessons.split(",")]
         env = {
             **os.environ,

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from tqdm.std import tqdm
 
@@ -47,7 +48,8 @@ def job_error(job) -> str:
     return "no reason given in the job's events"
 
 
-def _steps_done(job) -> int:
+def steps_done(job) -> int:
+    """The training steps a job has reported so far (its last checkpoint's step number)."""
     return max((c.step_number for c in getattr(job, "checkpoints", None) or []), default=0)
 
 
@@ -58,13 +60,16 @@ def wait_for_job(
     timeout: float = 1800,
     poll_seconds: float = 1.0,
     progress: bool = True,
+    on_poll: Callable[[Any], None] | None = None,
 ):
     """Poll ``client.fine_tuning.jobs.get`` until the job reaches a status in ``until``.
 
     Unlike the cookbook's ``while status != ...`` loops, this stops with :class:`JobFailed`
     (carrying the job's own error) on FAILED_VALIDATION, FAILED or CANCELLED, and with
     :class:`JobTimeout` after ``timeout`` seconds. The progress bar shows training steps
-    done out of ``training_steps``. Returns the final job.
+    done out of ``training_steps``; ``on_poll(job)``, when given, is called after every poll
+    (e.g. to keep an outer progress bar moving while one of many jobs trains). Returns the
+    final job.
     """
     wanted = {until} if isinstance(until, str) else set(until)
     unknown = wanted - set(STATUSES)
@@ -87,8 +92,10 @@ def wait_for_job(
                         mininterval=1.0,
                     )
                 bar.set_description(status)
-                done = _steps_done(job) if status != "SUCCESS" else total or _steps_done(job)
+                done = steps_done(job) if status != "SUCCESS" else total or steps_done(job)
                 bar.update(max(0, done - bar.n))
+            if on_poll is not None:
+                on_poll(job)
             if status in wanted:
                 return job
             if status in FAILURES:

@@ -36,8 +36,14 @@ def create(client, file_id, **kwargs):
 
 def test_success_returns_the_finished_job(client, tmp_path):
     job = create(client, upload(client, tmp_path, "train.jsonl", GOOD), auto_start=True)
-    done = training.wait_for_job(client, job.id, "SUCCESS", timeout=120, progress=False)
+    polled = []
+    done = training.wait_for_job(
+        client, job.id, "SUCCESS", timeout=120, progress=False, on_poll=polled.append
+    )
     assert done.status == "SUCCESS" and done.fine_tuned_model.startswith("ft:classifier:")
+    # on_poll saw every poll, the last one being the finished job
+    assert polled and polled[-1].status == "SUCCESS" and polled[-1].id == job.id
+    assert training.steps_done(polled[-1]) == 5
     record = training.job_record(done, "test")
     assert record["train_seconds"] is not None and record["train_seconds"] >= 0
 
