@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 
 
-def write_notebook(path: Path, params: str, body: str) -> Path:
-    """A two-cell notebook at ``path``: a ``parameters`` cell, then ``body``."""
+def write_notebook(path: Path, params: str, body: str, *more: str) -> Path:
+    """A notebook at ``path``: a ``parameters`` cell, then ``body`` (and ``more`` cells)."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -17,7 +17,7 @@ def write_notebook(path: Path, params: str, body: str) -> Path:
     }
     nb.cells = [
         nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(body),
+        *(nbformat.v4.new_code_cell(source) for source in (body, *more)),
     ]
     nbformat.write(nb, path)
     return path

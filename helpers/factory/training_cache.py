@@ -89,16 +89,25 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+@functools.lru_cache(maxsize=256)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of the file's bytes, read once per size and modification time (the key and the
+    lookup log both need it)."""
+    stat = path.stat()
+    return _digest(str(path), stat.st_size, stat.st_mtime_ns)
+
+
 def describe(paths: list[Path]) -> list[str]:
     """Each file as ``<size> bytes, sha256 <first 12 hex digits>``, for the lookup log."""
-    described = []
-    for path in paths:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        described.append(f"{path.stat().st_size} bytes, sha256 {digest.hexdigest()[:12]}")
-    return described
+    return [f"{p.stat().st_size} bytes, sha256 {file_digest(p)[:12]}" for p in paths]
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -131,10 +140,7 @@ class TrainingCache:
         }
         digest.update(json.dumps(head, sort_keys=True, default=str).encode())
         for path in [*training_files, *validation_files]:
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            digest.update(b"\0end-of-file\0")
+            digest.update(file_digest(path).encode())
         return digest.hexdigest()
 
     def record(self, key: str, hit: bool, **details: Any) -> None:

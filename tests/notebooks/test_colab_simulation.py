@@ -252,16 +252,12 @@ def run_alone(runtime: dict, notebook: Path, tmp: Path) -> dict:
         path = Path(REPORT)
         table = json.loads(path.read_text()) if path.exists() else {}
         exercises = [c for c in report["cells"] if str(c.get("id")).startswith("run-")]
-        lesson = [c for c in report["cells"] if c not in exercises]
-        worst = max(lesson, key=lambda c: c["longest_gap"], default=None)
         table[notebook.name] = {
             "seconds": round(seconds, 1),  # kernel start and the appended solutions included
             "lesson_seconds": round(seconds - sum(c["seconds"] for c in exercises), 1),
             "exercises_seconds": round(sum(c["seconds"] for c in exercises), 1),
             "longest_gap": report["longest_gap"],
             "longest_gap_cell": report["longest_gap_cell"],
-            "lesson_longest_gap": worst["longest_gap"] if worst else 0.0,
-            "lesson_longest_gap_cell": worst["cell"] if worst else None,
             "failed": report["failed"],
             "parameters": "defaults" if DEFAULTS else wanted,
         }

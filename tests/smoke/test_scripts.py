@@ -28,6 +28,7 @@ from types import ModuleType
 
 import nbformat
 import pytest
+from notebook_files import write_notebook
 from smoke_data import BANKING, CLINC, SNIPS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -574,19 +575,9 @@ def tiny_sync_notebooks(tmp: Path, data: Path, env: dict[str, str]) -> None:
 
 
 def tiny_silent_gaps(tmp: Path, data: Path, env: dict[str, str]) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell("pause = 0.1", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import time\nprint('start', flush=True)\ntime.sleep(pause)"),
-        nbformat.v4.new_code_cell("print('quick')"),
-    ]
-    path = tmp / "gaps.ipynb"
-    nbformat.write(nb, path)
+    sleep = "import time\nprint('start', flush=True)\ntime.sleep(pause)"
+    path = write_notebook(tmp / "gaps.ipynb", "pause = 0.1", sleep, "print('quick')")
+    nb = nbformat.read(path, as_version=4)
     report = tmp / "gaps.json"
     args = (path, tmp / "out.ipynb", "-y", '{"pause": 1.5}', "--report", report)
     done = run("tools/silent_gaps.py", *args, "--max-gap", 1, env=env, expect=3)
