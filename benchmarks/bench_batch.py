@@ -35,9 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "batch.jsonl"
 GRID = "learning_rate=5e-5,1e-4,2e-4,4e-4"
@@ -52,6 +49,9 @@ def sweep(
     workers: int, out: Path, steps: int, extra: list[str], notebooks: str = "01,02,03,04", grid=GRID
 ) -> dict:
     """One sweep through the CLI (``steps`` 0: ``training_steps`` is left out)."""
+    import nbformat
+    import pandas as pd
+
     cmd = [
         sys.executable,
         "-m",
@@ -102,6 +102,7 @@ def sweep(
 
 def kernel_cost(folder: Path, repeats: int) -> list[float]:
     """Seconds to run a one-cell notebook the way the runner does (start, run, shut down)."""
+    import nbformat
     import papermill as pm
 
     from helpers.batch import kernel_manager_class

@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -36,12 +36,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import bench_data  # noqa: E402
-import numpy as np  # noqa: E402
-from mistralai.client import Mistral  # noqa: E402
+if TYPE_CHECKING:
+    import numpy as np
 
-from helpers import data, evaluation, formatting, ood, training  # noqa: E402
-from helpers.factory import start_local_factory, stop_local_factory  # noqa: E402
+# numpy, mistralai, bench_data and helpers are imported where they are used, after the
+# arguments are parsed: ``--help`` stays fast.
 
 RESULTS = HERE / "results" / "batch_order.jsonl"
 BATCH = 64
@@ -49,6 +48,8 @@ T = TypeVar("T")
 
 
 def test_texts(dataset: str, data_root: Path, limit: int) -> list[str]:
+    from helpers import data
+
     if dataset == "sample":
         texts = data.load_raw(data.SAMPLE, "test")[0]
         texts = texts[texts["lang"] == "en"]["text"].tolist()
@@ -68,6 +69,8 @@ def file_order_classify(client, model: str, texts: list[str]) -> list[dict]:
 
 
 def file_order_embed(client, model: str, texts: list[str]) -> np.ndarray:
+    import numpy as np
+
     rows: list[list[float]] = []
     for i in range(0, len(texts), BATCH):
         response = client.embeddings.create(model=model, inputs=texts[i : i + BATCH])
@@ -89,12 +92,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument(
         "--data-source",
-        default=data.SAMPLE,
+        default=None,
         help="the training data: the bundled sample, or a folder in the mteb schema",
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+
+    from helpers import data
+    from helpers.factory import stop_local_factory
+
+    if args.data_source is None:
+        args.data_source = data.SAMPLE
 
     work = Path(tempfile.mkdtemp(prefix="bench-order-"))
     try:
@@ -110,6 +119,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: argparse.Namespace, work: Path) -> dict:
     """Train, then time both orders; the result row."""
+    import bench_data
+    import numpy as np
+    from mistralai.client import Mistral
+
+    from helpers import data, evaluation, formatting, ood, training
+    from helpers.factory import start_local_factory
+
     splits = data.load_splits(args.data_source, "en", 200, 600, 42)
     for name in ("train", "validation"):
         formatting.dataset_to_jsonl(getattr(splits, name), work / f"{name}.jsonl")

@@ -18,21 +18,21 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mistralai.client import Mistral
-from mistralai.client.models import (
-    ClassifierFineTuningJob,
-    ClassifierFineTuningJobDetails,
-    TrainingFile,
-)
+if TYPE_CHECKING:
+    from mistralai.client import Mistral
+    from mistralai.client.models import ClassifierFineTuningJobDetails
 
-from helpers import data
-from helpers.factory import start_local_factory, stop_local_factory
+# mistralai and helpers are imported where they are used, after the arguments are parsed:
+# ``--help`` stays fast.
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cancel.jsonl"
 
 
 def job_details(client: Mistral, job_id: str) -> ClassifierFineTuningJobDetails:
+    from mistralai.client.models import ClassifierFineTuningJobDetails
+
     job = client.fine_tuning.jobs.get(job_id=job_id)
     if not isinstance(job, ClassifierFineTuningJobDetails):
         raise TypeError(f"job {job_id}: expected a classifier job, got {type(job).__name__}")
@@ -55,6 +55,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="training_steps of each job")
     ap.add_argument("--out", type=Path, default=RESULTS, help="the JSON lines file")
     args = ap.parse_args()
+
+    from mistralai.client import Mistral
+    from mistralai.client.models import ClassifierFineTuningJob, TrainingFile
+
+    from helpers import data
+    from helpers.factory import start_local_factory, stop_local_factory
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows, _ = data.load_raw("sample", "train", lang="en")
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -76,6 +74,7 @@ def _split(rows: list[dict], split: str) -> Split:
 
 
 def _massive_proxy(data_root: Path, seed: int = 0) -> dict[str, Split]:
+    import numpy as np
     from sklearn.model_selection import train_test_split
 
     rng = np.random.default_rng(seed)

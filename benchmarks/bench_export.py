@@ -40,23 +40,17 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import bench_data
-import httpx
-import numpy as np
-import torch
-from mistralai.client import Mistral
-from mistralai.client.models import (
-    ClassifierFineTuningJob,
-    ClassifierFineTuningJobDetails,
-    ClassifierTrainingParametersTypedDict,
-    TrainingFile,
-)
+if TYPE_CHECKING:
+    import numpy as np
+    from mistralai.client import Mistral
+    from mistralai.client.models import ClassifierFineTuningJobDetails
 
-from helpers import data, export, formatting
-from helpers.factory import start_local_factory, stop_local_factory
-from helpers.factory.trainers.encoder import EncoderPredictor, resolve_precision
+    from helpers import data
+
+# bench_data, httpx, numpy, torch, mistralai and helpers are imported where they are used, after
+# the arguments are parsed: ``--help`` stays fast.
 
 ROOT = Path(__file__).resolve().parent
 DATA_ROOT = ROOT.parent.parent / "shared" / "data"
@@ -82,8 +76,14 @@ def cpu_model() -> str:
 
 
 def texts_and_training(
-    data_root: Path, data_source: str = data.SAMPLE
+    data_root: Path, data_source: str | None = None
 ) -> tuple[str, list[str], data.Splits]:
+    """The speed texts' name, the speed texts and the training splits (``data_source`` None:
+    the bundled sample, ``helpers.data.SAMPLE``)."""
+    from helpers import data
+
+    if data_source is None:
+        data_source = data.SAMPLE
     banking = data_root / "banking77" / "banking77.jsonl"
     splits = data.load_splits(data_source)
     if banking.exists():
@@ -95,6 +95,8 @@ def texts_and_training(
 
 
 def job_details(client: Mistral, job_id: str) -> ClassifierFineTuningJobDetails:
+    from mistralai.client.models import ClassifierFineTuningJobDetails
+
     job = client.fine_tuning.jobs.get(job_id=job_id)
     if not isinstance(job, ClassifierFineTuningJobDetails):
         raise TypeError(f"job {job_id}: expected a classifier job, got {type(job).__name__}")
@@ -103,6 +105,14 @@ def job_details(client: Mistral, job_id: str) -> ClassifierFineTuningJobDetails:
 
 def train_model(client: Mistral, splits: data.Splits, work: Path, steps: int | None) -> str:
     """The lessons' model: the service's default recipe (``steps`` overrides the step count)."""
+    from mistralai.client.models import (
+        ClassifierFineTuningJob,
+        ClassifierTrainingParametersTypedDict,
+        TrainingFile,
+    )
+
+    from helpers import formatting
+
     ids = {}
     for name in ("train", "validation"):
         path = work / f"{name}.jsonl"
@@ -152,6 +162,8 @@ class Http:
     is the SDK's own work (it builds pydantic models for every request and response)."""
 
     def __init__(self, url: str, model_id: str):
+        import httpx
+
         self.client, self.model_id = httpx.Client(base_url=url, timeout=60), model_id
 
     def predict(self, texts, batch_size: int = BATCH):
@@ -199,6 +211,8 @@ def p50_ms(models: dict, texts, rounds: int = 3) -> dict[str, float]:
 
 
 def top_and_scores(results) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     labels = sorted(results[0]["intent"])
     scores = np.array([[r["intent"][k] for k in labels] for r in results])
     return scores.argmax(1), scores
@@ -214,7 +228,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument(
         "--data-source",
-        default=data.SAMPLE,
+        default=None,
         help="training data (and agreement texts): the bundled sample, or a folder (mteb schema)",
     )
     parser.add_argument("--max-texts", type=int, default=1024, help="texts for throughput")
@@ -223,6 +237,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
+    import bench_data
+    import numpy as np
+    import torch
+    from mistralai.client import Mistral
+
+    from helpers import data, export
+    from helpers.factory import start_local_factory, stop_local_factory
+    from helpers.factory.trainers.encoder import EncoderPredictor, resolve_precision
+
+    if args.data_source is None:
+        args.data_source = data.SAMPLE
     source, texts, splits = texts_and_training(args.data_root, args.data_source)
     texts = texts[: args.max_texts]
     latency_texts = texts[: args.latency_samples + 10]

@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -51,16 +51,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-import bench_data  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import bench_data  # noqa: E402  (cheap: its heavy imports are inside its functions)
 
-from helpers import data as data_mod  # noqa: E402
-from helpers import ood  # noqa: E402
-from helpers.factory.trainers import encoder as enc_mod  # noqa: E402
-from helpers.factory.trainers.base import Example, TargetSpec  # noqa: E402
-from helpers.factory.trainers.embeddings import embed  # noqa: E402
-from helpers.factory.trainers.models import DEFAULT_ENCODER  # noqa: E402
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy, torch and helpers are imported where they are used, after the arguments are parsed:
+# ``--help`` stays fast, and so does importing this module (other benchmarks do).
 
 RESULTS = HERE / "results" / "oos.jsonl"
 METHODS = (
@@ -94,6 +91,9 @@ def clinc(data_root: Path) -> dict:
 
 
 def massive(data_root: Path, seed: int = 42) -> dict:
+    from helpers import data as data_mod
+    from helpers import ood
+
     folder = str(data_root / "massive_en")
     splits = data_mod.load_splits(folder, "en", 200, 600, seed)
     kept = splits.labels()
@@ -113,6 +113,10 @@ def service_scores(predictor, texts: list[str]) -> tuple[np.ndarray, np.ndarray]
     """The pooled embeddings of ``texts`` and the scores the service returns for them: the
     model's scoring rule (the head's softmax, blended with the votes of the nearest training
     texts for an extras model), run on those embeddings."""
+    import torch
+
+    from helpers.factory.trainers.embeddings import embed
+
     emb = embed(predictor, texts)[0]
     with torch.inference_mode():
         probs = predictor.scoring(torch.from_numpy(emb).float())[0]
@@ -125,6 +129,12 @@ def train_and_embed(
     """Train the default encoder; embeddings and logits of every part (cached in ``cache``).
 
     ``steps`` overrides the default recipe's step count (quick checks)."""
+    import numpy as np
+
+    from helpers.factory.trainers import encoder as enc_mod
+    from helpers.factory.trainers.base import Example, TargetSpec
+    from helpers.factory.trainers.models import DEFAULT_ENCODER
+
     if cache is not None and (cache / "arrays.npz").exists():
         arrays = dict(np.load(cache / "arrays.npz"))
         return {**arrays, **json.loads((cache / "meta.json").read_text())}
@@ -169,6 +179,8 @@ def train_and_embed(
 def methods(d: dict, a: dict) -> dict[str, Any]:
     """In-scope scores of every method on validation (in/oos) and test (in/oos): ``{method:
     {part: scores}}``, plus ``_temperature`` and ``_weights`` (``nearest_entropy``'s)."""
+    from helpers import ood
+
     labels = a["labels"]
     index = {label: i for i, label in enumerate(labels)}
     y_valid = [index[y] for y in d["validation"][1]]
@@ -203,13 +215,13 @@ def main() -> None:
         "--steps",
         type=int,
         default=None,
-        help=f"training steps (default: the recipe's, {enc_mod.DEFAULTS.training_steps})",
+        help="training steps (default: the recipe's training_steps)",
     )
     ap.add_argument(
         "--recipe",
-        choices=sorted(enc_mod.RECIPES),
         default="extras",
-        help="the encoder recipe to train (default: extras, the one the targets are set for)",
+        help="the encoder recipe to train, a name in helpers.factory.trainers.encoder.RECIPES: "
+        "plain or extras (default: extras, the one the targets are set for)",
     )
     ap.add_argument("--data-root", type=Path, default=bench_data.DEFAULT_DATA_ROOT)
     ap.add_argument(
@@ -221,6 +233,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--note", default="", help="kept in every row written")
     args = ap.parse_args()
+
+    import numpy as np
+
+    from helpers import ood
+    from helpers.factory.trainers import encoder as enc_mod
+
+    if args.recipe not in enc_mod.RECIPES:  # checked here: the recipes live beside torch
+        choices = ", ".join(map(repr, sorted(enc_mod.RECIPES)))
+        ap.error(f"argument --recipe: invalid choice: {args.recipe!r} (choose from {choices})")
 
     d = clinc(args.data_root) if args.dataset == "clinc150" else massive(args.data_root)
     sizes = {

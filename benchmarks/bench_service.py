@@ -28,18 +28,14 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mistralai.client import Mistral
-from mistralai.client.models import (
-    BaseModelCard,
-    ClassifierFineTuningJob,
-    ClassifierFineTuningJobDetails,
-    ClassifierTrainingParametersTypedDict,
-    TrainingFile,
-)
-from sklearn.metrics import accuracy_score, f1_score
+if TYPE_CHECKING:
+    from mistralai.client import Mistral
+    from mistralai.client.models import ClassifierFineTuningJobDetails
 
-from helpers.factory import start_local_factory, stop_local_factory
+# mistralai, sklearn and helpers are imported where they are used, after the arguments are
+# parsed: ``--help`` stays fast.
 
 ROOT = Path(__file__).resolve().parent
 DATA_ROOT = ROOT.parent.parent / "shared" / "data"
@@ -71,6 +67,8 @@ def upload_split(client: Mistral, rows: list[dict], path: Path) -> str:
 
 
 def job_details(client: Mistral, job_id: str) -> ClassifierFineTuningJobDetails:
+    from mistralai.client.models import ClassifierFineTuningJobDetails
+
     job = client.fine_tuning.jobs.get(job_id=job_id)
     if not isinstance(job, ClassifierFineTuningJobDetails):
         raise TypeError(f"job {job_id}: expected a classifier job, got {type(job).__name__}")
@@ -80,6 +78,12 @@ def job_details(client: Mistral, job_id: str) -> ClassifierFineTuningJobDetails:
 def train(
     client: Mistral, model: str, train_id: str, valid_id: str | None, args
 ) -> tuple[ClassifierFineTuningJobDetails, int, float]:
+    from mistralai.client.models import (
+        ClassifierFineTuningJob,
+        ClassifierTrainingParametersTypedDict,
+        TrainingFile,
+    )
+
     hyperparameters: ClassifierTrainingParametersTypedDict = {}
     if args.steps:
         hyperparameters["training_steps"] = args.steps
@@ -110,6 +114,8 @@ def train(
 
 
 def evaluate(client: Mistral, model_id: str, test: list[dict], latency_samples: int) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
     texts = [row["text"] for row in test]
     predicted = []
     started = time.perf_counter()
@@ -154,6 +160,11 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=200)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+
+    from mistralai.client import Mistral
+    from mistralai.client.models import BaseModelCard
+
+    from helpers.factory import start_local_factory, stop_local_factory
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench_service_"))
     client = Mistral(api_key="local", server_url=start_local_factory(data_dir))

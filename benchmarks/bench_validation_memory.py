@@ -24,18 +24,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mistralai.client import Mistral  # noqa: E402
-from mistralai.client.models import (  # noqa: E402
-    ClassifierFineTuningJob,
-    ClassifierFineTuningJobDetails,
-    TrainingFile,
-)
+if TYPE_CHECKING:
+    from mistralai.client import Mistral
+    from mistralai.client.models import ClassifierFineTuningJobDetails
 
-from helpers.factory import start_local_factory, stop_local_factory  # noqa: E402
+# mistralai and helpers are imported where they are used, after the arguments are parsed:
+# ``--help`` stays fast.
 
 RESULTS = HERE / "results" / "validation_memory.jsonl"
 
@@ -48,6 +47,8 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def job_details(client: Mistral, job_id: str) -> ClassifierFineTuningJobDetails:
+    from mistralai.client.models import ClassifierFineTuningJobDetails
+
     job = client.fine_tuning.jobs.get(job_id=job_id)
     if not isinstance(job, ClassifierFineTuningJobDetails):
         raise TypeError(f"job {job_id}: expected a classifier job, got {type(job).__name__}")
@@ -69,6 +70,11 @@ def write_file(path: Path, mib: float, seed: int = 0) -> int:
 
 
 def measure(mib: float, model: str, work: Path) -> dict:
+    from mistralai.client import Mistral
+    from mistralai.client.models import ClassifierFineTuningJob, TrainingFile
+
+    from helpers.factory import start_local_factory, stop_local_factory
+
     path = work / f"train_{mib:g}.jsonl"
     lines = write_file(path, mib)
     data_dir = work / f"factory_{mib:g}"

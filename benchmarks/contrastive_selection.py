@@ -29,17 +29,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_oos  # noqa: E402  (sets the offline environment and sys.path)
-import numpy as np  # noqa: E402
 from memory_selection import official_validation  # noqa: E402
 from recipe_table import add_common_arguments  # noqa: E402
 
-from helpers import ood  # noqa: E402
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy, torch and helpers are imported where they are used, after the arguments are parsed:
+# ``--help`` stays fast.
 
 RESULTS = HERE / "results" / "contrastive_selection.jsonl"
 PARTS = ("train", "validation", "official", "oos_validation")
@@ -48,9 +51,15 @@ PARTS = ("train", "validation", "official", "oos_validation")
 def one(
     d: dict, labels: list[str], weight: float, temperature: float, seed: int, steps: int | None
 ) -> dict:
-    enc = bench_oos.enc_mod
+    import numpy as np
+
+    from helpers import ood
+    from helpers.factory.trainers import encoder as enc
+    from helpers.factory.trainers.base import Example, TargetSpec
+    from helpers.factory.trainers.models import DEFAULT_ENCODER
+
     trainer = enc.EncoderTrainer(
-        bench_oos.DEFAULT_ENCODER,
+        DEFAULT_ENCODER,
         enc.EXTRAS,
         contrastive_weight=weight,
         contrastive_temperature=temperature,
@@ -58,8 +67,8 @@ def one(
     config = dataclasses.replace(enc.DEFAULTS, seed=seed)
     if steps is not None:
         config = dataclasses.replace(config, training_steps=steps)
-    ex = [bench_oos.Example(t, {"intent": y}) for t, y in zip(*d["train"], strict=True)]
-    target = bench_oos.TargetSpec("intent", labels, False)
+    ex = [Example(t, {"intent": y}) for t, y in zip(*d["train"], strict=True)]
+    target = TargetSpec("intent", labels, False)
     arrays: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

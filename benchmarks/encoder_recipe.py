@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -30,14 +31,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-import bench_data  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
+import bench_data  # noqa: E402  (cheap: its heavy imports are inside its functions)
 
-from helpers.factory.trainers import encoder as enc_mod  # noqa: E402
-from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig  # noqa: E402
-from helpers.factory.trainers.encoder import model_format  # noqa: E402
-from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder  # noqa: E402
+if TYPE_CHECKING:
+    from helpers.factory.trainers.base import Example
+
+# numpy, sklearn and helpers are imported where they are used, after the arguments are parsed:
+# ``--help`` stays fast. The defaults of the training options come from the encoder's recipe
+# (beside torch), so they are filled in after parsing (see ``main``).
 
 RESULTS = HERE / "results" / "encoder_recipe.jsonl"
 TFIDF_C = {"banking77": 20.0}
@@ -48,6 +49,8 @@ def load1() -> float:
 
 
 def metrics(y_true, y_pred) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
     return {
         "test_accuracy": round(100 * accuracy_score(y_true, y_pred), 2),
         "macro_f1": round(100 * f1_score(y_true, y_pred, average="macro"), 2),
@@ -91,6 +94,8 @@ def frozen_baseline(data) -> dict:
     from sentence_transformers import SentenceTransformer
     from sklearn.linear_model import LogisticRegression
 
+    from helpers.factory.trainers.models import DEFAULT_ENCODER, resolve_encoder
+
     la = load1()
     t0 = time.perf_counter()
     st = SentenceTransformer(str(resolve_encoder(DEFAULT_ENCODER)), device="cpu")
@@ -110,10 +115,17 @@ def frozen_baseline(data) -> dict:
 
 
 def examples(texts, labels) -> list[Example]:
+    from helpers.factory.trainers.base import Example
+
     return [Example(t, {"intent": y}) for t, y in zip(texts, labels, strict=True)]
 
 
 def run_encoder(data, args) -> dict:
+    from helpers.factory.trainers import encoder as enc_mod
+    from helpers.factory.trainers.base import TargetSpec, TrainConfig
+    from helpers.factory.trainers.encoder import model_format
+    from helpers.factory.trainers.models import DEFAULT_ENCODER
+
     trainer = enc_mod.EncoderTrainer(
         DEFAULT_ENCODER,
         enc_mod.RECIPES[args.recipe],
@@ -174,6 +186,8 @@ def run_encoder(data, args) -> dict:
 
 
 def speed(predictor, texts: list[str]) -> dict:
+    import numpy as np
+
     predictor.predict(texts[:64])  # warm-up
     la = load1()
     n = min(len(texts), 1280)
@@ -201,16 +215,16 @@ def main() -> None:
     ap.add_argument(
         "--dataset", choices=["banking77", "clinc150", "massive_proxy"], default="massive_proxy"
     )
-    defaults = enc_mod.EncoderTrainer.defaults  # the service's job defaults
-    ap.add_argument("--steps", type=int, default=defaults.training_steps)
-    ap.add_argument("--lr", type=float, default=defaults.learning_rate)
-    ap.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    ap.add_argument("--warmup", type=float, default=defaults.warmup_fraction)
+    # default None: the service's job defaults and the plain recipe's, filled in after parsing
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--weight-decay", type=float, default=None)
+    ap.add_argument("--warmup", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--recipe", choices=sorted(enc_mod.RECIPES), default=enc_mod.PLAIN.name)
-    ap.add_argument("--max-length", type=int, default=enc_mod.PLAIN.max_length)
-    ap.add_argument("--trainable-layers", type=int, default=enc_mod.PLAIN.trainable_layers)
-    ap.add_argument("--head-lr-factor", type=float, default=enc_mod.PLAIN.head_lr_factor)
+    ap.add_argument("--recipe", default=None, help="plain or extras (default: plain)")
+    ap.add_argument("--max-length", type=int, default=None)
+    ap.add_argument("--trainable-layers", type=int, default=None)
+    ap.add_argument("--head-lr-factor", type=float, default=None)
     ap.add_argument("--no-warm-start", action="store_true")
     ap.add_argument("--no-valid", action="store_true", help="train without a validation set")
     ap.add_argument("--no-speed", action="store_true", help="skip the inference timings")
@@ -220,6 +234,26 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--note", default="")
     args = ap.parse_args()
+
+    from helpers.factory.trainers import encoder as enc_mod
+
+    defaults = enc_mod.EncoderTrainer.defaults  # the service's job defaults
+    plain = enc_mod.PLAIN
+    for name, value in (
+        ("steps", defaults.training_steps),
+        ("lr", defaults.learning_rate),
+        ("weight_decay", defaults.weight_decay),
+        ("warmup", defaults.warmup_fraction),
+        ("recipe", plain.name),
+        ("max_length", plain.max_length),
+        ("trainable_layers", plain.trainable_layers),
+        ("head_lr_factor", plain.head_lr_factor),
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.recipe not in enc_mod.RECIPES:  # checked here: the recipes live beside torch
+        choices = ", ".join(map(repr, sorted(enc_mod.RECIPES)))
+        ap.error(f"argument --recipe: invalid choice: {args.recipe!r} (choose from {choices})")
 
     data = bench_data.load(args.dataset, args.data_root)
     base = {

@@ -28,13 +28,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers.data import load_splits  # noqa: E402
-from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig  # noqa: E402
-from helpers.factory.trainers.device import select_device  # noqa: E402
-from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer  # noqa: E402
+# helpers (and torch with it) is imported where it is used, after the arguments are parsed:
+# ``--help`` stays fast.
 
 
 def check(name: str, source: str, device: str, steps: int | None) -> dict:
+    from helpers.data import load_splits
+    from helpers.factory.trainers.base import Example, TargetSpec, TrainConfig
+    from helpers.factory.trainers.encoder import EncoderPredictor, EncoderTrainer
+
     splits = load_splits(source)
     labels = sorted(splits.train["label_text"].unique())
     train = [
@@ -97,6 +99,9 @@ def main() -> None:
     )
     ap.add_argument("--cpu-steps", type=int, default=20, help="steps of the check without a GPU")
     args = ap.parse_args()
+
+    from helpers.factory.trainers.device import select_device
+
     name = "sample" if args.data_source == "sample" else Path(args.data_source).name
     device = select_device("auto")
     if device.type == "cpu":

@@ -28,17 +28,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_oos  # noqa: E402  (sets the offline environment and sys.path)
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from recipe_table import add_common_arguments  # noqa: E402
 
-from helpers import data as data_mod  # noqa: E402
-from helpers.ood import softmax  # noqa: E402
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy, torch and helpers are imported where they are used, after the arguments are parsed:
+# ``--help`` stays fast.
 
 RESULTS = HERE / "results" / "memory_selection.jsonl"
 GRID: dict[str, tuple[float, ...]] = {
@@ -50,6 +52,8 @@ GRID: dict[str, tuple[float, ...]] = {
 
 def official_validation(folder: str, labels: list[str], subset_texts: list[str]):
     """MASSIVE's official validation rows of the subset's intents, minus texts in the subset."""
+    from helpers import data as data_mod
+
     raw, _ = data_mod.load_raw(folder, "validation")
     if "lang" in raw.columns:
         raw = raw[raw["lang"] == "en"]
@@ -63,16 +67,23 @@ def official_validation(folder: str, labels: list[str], subset_texts: list[str])
 def train_arrays(d: dict, seed: int, cache: Path | None, steps: int | None = None) -> dict:
     """Vectors and logits of the plain recipe (cached per seed; ``steps``
     overrides the recipe's step count)."""
+    import numpy as np
+    import torch
+
+    from helpers.factory.trainers import encoder as enc
+    from helpers.factory.trainers.base import Example, TargetSpec
+    from helpers.factory.trainers.embeddings import embed
+    from helpers.factory.trainers.models import DEFAULT_ENCODER
+
     if cache is not None and (cache / f"seed{seed}.npz").exists():
         return dict(np.load(cache / f"seed{seed}.npz"))
-    enc = bench_oos.enc_mod
     labels = sorted(set(d["train"][1]))
-    trainer = enc.EncoderTrainer(bench_oos.DEFAULT_ENCODER, enc.PLAIN)
+    trainer = enc.EncoderTrainer(DEFAULT_ENCODER, enc.PLAIN)
     config = dataclasses.replace(enc.DEFAULTS, seed=seed)
     if steps is not None:
         config = dataclasses.replace(config, training_steps=steps)
-    ex = [bench_oos.Example(t, {"intent": y}) for t, y in zip(*d["train"], strict=True)]
-    target = bench_oos.TargetSpec("intent", labels, False)
+    ex = [Example(t, {"intent": y}) for t, y in zip(*d["train"], strict=True)]
+    target = TargetSpec("intent", labels, False)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         trainer.train(ex, None, [target], config, Path(tmp), lambda r: None)
@@ -84,7 +95,7 @@ def train_arrays(d: dict, seed: int, cache: Path | None, steps: int | None = Non
         b = head.bias.detach().numpy().astype(np.float64)
         arrays: dict[str, np.ndarray] = {}
         for part in ("train", "validation", "official"):
-            emb = bench_oos.embed(predictor, d[part][0])[0].astype(np.float64)
+            emb = embed(predictor, d[part][0])[0].astype(np.float64)
             arrays[f"{part}_emb"], arrays[f"{part}_logits"] = emb, emb @ w.T + b
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
@@ -94,6 +105,8 @@ def train_arrays(d: dict, seed: int, cache: Path | None, steps: int | None = Non
 
 
 def votes(query: np.ndarray, train: np.ndarray, y: np.ndarray, n_labels: int, k: int, t: float):
+    import numpy as np
+
     sims = query @ train.T
     top = np.argpartition(-sims, k, axis=1)[:, :k]
     s = np.take_along_axis(sims, top, 1) / t
@@ -105,6 +118,10 @@ def votes(query: np.ndarray, train: np.ndarray, y: np.ndarray, n_labels: int, k:
 
 
 def run(args) -> None:
+    import numpy as np
+
+    from helpers.ood import softmax
+
     d = bench_oos.massive(args.data_root)
     d.pop("test")  # never used here
     labels = sorted(set(d["train"][1]))
@@ -144,6 +161,8 @@ def run(args) -> None:
 
 
 def table(path: Path) -> str:
+    import numpy as np
+
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     last = [r for r in rows if r["time"] == rows[-1]["time"]]
     out = [

@@ -34,12 +34,11 @@ sys.path.insert(0, str(HERE))
 
 import bench_data  # noqa: E402
 import bench_oos  # noqa: E402  (sets the offline environment and sys.path)
-import numpy as np  # noqa: E402
 from memory_selection import official_validation  # noqa: E402
 from recipe_table import add_common_arguments  # noqa: E402
 
-from helpers.evaluation import paired_comparison  # noqa: E402
-from helpers.factory.trainers.encoder import model_format  # noqa: E402
+# numpy, torch and helpers are imported where they are used, after the arguments are parsed:
+# ``--help`` stays fast.
 
 RESULTS = HERE / "results" / "recipe_compare.jsonl"
 SETS = ("test", "official")
@@ -51,14 +50,18 @@ def folder_mb(folder: Path) -> float:
 
 def train_one(d: dict, recipe: str, seed: int, steps: int | None) -> dict:
     """Train ``recipe`` with ``seed``; per-utterance correctness on each evaluation set."""
-    enc = bench_oos.enc_mod
-    trainer = enc.EncoderTrainer(bench_oos.DEFAULT_ENCODER, enc.RECIPES[recipe])
+    from helpers.factory.trainers import encoder as enc
+    from helpers.factory.trainers.base import Example, TargetSpec
+    from helpers.factory.trainers.encoder import model_format
+    from helpers.factory.trainers.models import DEFAULT_ENCODER
+
+    trainer = enc.EncoderTrainer(DEFAULT_ENCODER, enc.RECIPES[recipe])
     config = dataclasses.replace(enc.DEFAULTS, seed=seed)
     if steps is not None:
         config = dataclasses.replace(config, training_steps=steps)
     labels = sorted(set(d["train"][1]))
-    ex = [bench_oos.Example(t, {"intent": y}) for t, y in zip(*d["train"], strict=True)]
-    target = bench_oos.TargetSpec("intent", labels, False)
+    ex = [Example(t, {"intent": y}) for t, y in zip(*d["train"], strict=True)]
+    target = TargetSpec("intent", labels, False)
     with tempfile.TemporaryDirectory() as tmp:
         load_before, t0 = bench_oos.load1(), time.perf_counter()
         trainer.train(ex, None, [target], config, Path(tmp), lambda r: None)
@@ -88,6 +91,10 @@ def train_one(d: dict, recipe: str, seed: int, steps: int | None) -> dict:
 
 def paired(runs: list[dict], name: str, n_resamples: int = 2000) -> dict:
     """Extras minus plain on evaluation set ``name``, over the seeds both recipes ran."""
+    import numpy as np
+
+    from helpers.evaluation import paired_comparison
+
     seeds = sorted({r["seed"] for r in runs})
     by = {(r["recipe"], r["seed"]): np.asarray(r["correct"][name], dtype=float) for r in runs}
     plain = np.stack([by[("plain", s)] for s in seeds])
@@ -124,6 +131,8 @@ def paired(runs: list[dict], name: str, n_resamples: int = 2000) -> dict:
 
 
 def run(args) -> None:
+    import numpy as np
+
     d = bench_oos.massive(args.data_root)
     labels = sorted(set(d["train"][1]))
     d["official"] = official_validation(
@@ -156,6 +165,8 @@ def run(args) -> None:
 
 
 def table(path: Path) -> str:
+    import numpy as np
+
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     stamp = rows[-1]["time"]
     rows = [r for r in rows if r["time"] == stamp]

@@ -17,13 +17,16 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
+# nbformat and nbclient are imported where they are used, after the arguments are parsed:
+# ``--help`` stays fast.
 
 
 def execute(path: Path, timeout: int = 1800, kernel: str = "python3") -> float:
     """Clear the outputs of ``path``, run it in a fresh kernel in its folder, write it back;
     the seconds it took."""
+    import nbformat
+    from nbclient import NotebookClient
+
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":

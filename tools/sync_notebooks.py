@@ -26,7 +26,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-import nbformat
+# nbformat is imported where it is used, after the arguments are parsed: ``--help`` stays fast.
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -177,6 +177,8 @@ def sync_readme(check: bool = False, root: Path = ROOT) -> bool:
 def sync(check: bool = False, root: Path = ROOT) -> list[str]:
     """Update (or, with ``check``, only compare) every notebook of the project in ``root``;
     return those that differ."""
+    import nbformat
+
     cfg = config(root)
     paths = sorted((root / NOTEBOOKS.name).glob("[0-9][0-9]_*.ipynb"))
     names = [p.name for p in paths]
