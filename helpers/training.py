@@ -53,6 +53,23 @@ def steps_done(job) -> int:
     return max((c.step_number for c in getattr(job, "checkpoints", None) or []), default=0)
 
 
+FIRST_POLL_SECONDS = 0.1
+"""The wait before ``wait_for_job``'s second poll; each later wait doubles, up to its
+``poll_seconds``."""
+
+
+def resolve_auto(name: str, value: bool | str) -> bool:
+    """A lesson's ``True | False | "auto"`` switch as a bool: ``"auto"`` is True only where
+    torch sees a CUDA GPU (a step that takes minutes on a CPU runtime runs there by default)."""
+    if value is True or value is False:
+        return value
+    if value == "auto":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    raise ValueError(f'{name}={value!r}: use True, False or "auto"')
+
+
 def wait_for_job(
     client,
     job_id: str,
@@ -63,6 +80,10 @@ def wait_for_job(
     on_poll: Callable[[Any], None] | None = None,
 ):
     """Poll ``client.fine_tuning.jobs.get`` until the job reaches a status in ``until``.
+
+    The first polls come quickly (0.1 s apart, doubling up to ``poll_seconds``), so a short job
+    or a validation is not followed by a second of waiting; a long job is polled every
+    ``poll_seconds``.
 
     Unlike the cookbook's ``while status != ...`` loops, this stops with :class:`JobFailed`
     (carrying the job's own error) on FAILED_VALIDATION, FAILED or CANCELLED, and with
@@ -76,6 +97,7 @@ def wait_for_job(
     if unknown:
         raise ValueError(f"unknown status(es) {sorted(unknown)}; use {', '.join(STATUSES)}")
     deadline = time.monotonic() + timeout
+    pause = min(FIRST_POLL_SECONDS, poll_seconds)
     bar = None
     try:
         while True:
@@ -105,7 +127,8 @@ def wait_for_job(
                     f"job {job_id} is still {status} after {timeout:.0f} s; it keeps running on "
                     "the service: wait again, or cancel it with client.fine_tuning.jobs.cancel"
                 )
-            time.sleep(poll_seconds)
+            time.sleep(pause)
+            pause = min(2 * pause, poll_seconds)
     finally:
         if bar is not None:
             bar.close()

@@ -55,6 +55,7 @@ LESSONS = sorted(ROOT.glob("notebooks/[0-9][0-9]_*.ipynb"))
 SMALL = {"training_steps": 10, "max_samples": 80}
 EXTRA = {
     "03_train_classifier.ipynb": {"wandb_project": "intent-tests"},
+    "07_out_of_scope.ipynb": {"train_extras": True},  # the extras section runs here too
     "08_how_much_data.ipynb": {
         "curve_sizes": [8, 0],
         "curve_seeds": [1, 2],
