@@ -5,7 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # torch is installed on its own first so pip never picks a multi-GB CUDA build by accident;
-# override for other platforms, e.g. `make run TORCH_SPEC="torch>=2.2"`.
+# override for other platforms, e.g. `make run TORCH_SPEC="torch>=2.2"`. --no-compile: Python
+# compiles a module when it is first imported; compiling all of torch at install took ~17 s.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
@@ -18,16 +19,20 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[batch,distributed,dev]"
+	$(BIN)/python -m pip install --quiet --no-compile "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet --no-compile -e ".[batch,distributed,dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 	touch $(STAMP)
 
 # Execute the lessons in order; outputs in artifacts/executed/, working files in artifacts/.
 # umask 077: the executed lessons print training utterances; only their owner reads them.
+# One Classifier Factory serves every lesson (each would otherwise start its own, ~4 s); it
+# exits with the shell that runs them.
 run: $(STAMP)
 	umask 077; mkdir -p artifacts/executed
-	umask 077; set -e; for nb in $(NOTEBOOKS); do \
+	umask 077; set -e; \
+	$(BIN)/python -m helpers.factory start --data-dir artifacts/factory --exit-with-parent $$$$; \
+	for nb in $(NOTEBOOKS); do \
 		echo "== $$nb"; \
 		$(BIN)/papermill --cwd notebooks --no-progress-bar $$nb artifacts/executed/$$(basename $$nb); \
 	done

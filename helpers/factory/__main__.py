@@ -19,7 +19,8 @@ import uvicorn
 
 from .app import create_app
 from .deps import DEFAULT_MAX_UPLOAD_MB, Settings
-from .launcher import pid_alive
+from .header_timeout import http_protocol
+from .launcher import pid_alive, start_local_factory
 from .limits import LOOPBACK_HOSTS, Limits
 from .predictors import GAP_S, MAX_BATCH, MAX_WAIT_S
 from .store import StateError
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         help="fraction of the available memory one training may need",
     )
     serve.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s)
+    serve.add_argument("--header-timeout", type=float, default=defaults.header_timeout_s)
     serve.add_argument("--batch-max", type=int, default=MAX_BATCH)
     serve.add_argument("--batch-wait-ms", type=float, default=MAX_WAIT_S * 1000)
     serve.add_argument("--batch-gap-ms", type=float, default=GAP_S * 1000)
@@ -159,7 +161,28 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="where encoders train and predict (auto: CUDA, then MPS, then CPU)",
     )
+    start = commands.add_parser(
+        "start",
+        help="start a service for DATA_DIR in the background (or find the running one) and "
+        "print its URL",
+    )
+    start.add_argument("--data-dir", required=True, type=Path)
+    start.add_argument(
+        "--exit-with-parent",
+        type=int,
+        required=True,
+        metavar="PID",
+        help="the service exits when process PID is gone (e.g. the shell running the lessons)",
+    )
+    start.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     args = parser.parse_args(argv)
+    if args.command == "start":
+        if not pid_alive(args.exit_with_parent):
+            parser.error(f"--exit-with-parent {args.exit_with_parent}: no such process")
+        print(
+            start_local_factory(args.data_dir, device=args.device, exit_with=args.exit_with_parent)
+        )
+        return 0
 
     os.umask(0o077)  # everything this service creates is owner-only
     data_dir = args.data_dir.expanduser().resolve()
@@ -183,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             max_training_bytes=int(args.max_training_mb * 2**20),
             max_train_memory_fraction=args.max_train_memory,
             body_timeout_s=args.body_timeout,
+            header_timeout_s=args.header_timeout,
         ),
         allowed_hosts=tuple(hosts),
         allowed_origins=tuple(args.allowed_origin),
@@ -202,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         access_log=args.access_log,
         timeout_graceful_shutdown=5,
+        http=http_protocol(args.header_timeout),
     )
     server = uvicorn.Server(config)
     if args.exit_with_parent:

@@ -87,8 +87,12 @@ def start_local_factory(
     api_key: str | None = None,
     device: str = "auto",
     extra_args: Sequence[str] = (),
+    exit_with: int | None = None,
 ) -> str:
     """Return the base URL of the service for ``data_dir``, starting it if needed.
+
+    A newly started service exits soon after the process ``exit_with`` (default: this one)
+    is gone; ``make run`` starts one for all its lessons with the shell that runs them.
 
     ``extra_args`` go to a newly started ``serve`` as they are (e.g. ``["--max-training-mb",
     "200"]``; ``python -m helpers.factory serve --help`` lists them).
@@ -110,7 +114,14 @@ def start_local_factory(
     for attempt in range(1, tries + 1):
         try:
             return _start(
-                data_dir, port or _free_port(host), host, timeout, api_key, device, extra_args
+                data_dir,
+                port or _free_port(host),
+                host,
+                timeout,
+                api_key,
+                device,
+                extra_args,
+                exit_with or os.getpid(),
             )
         except _PortTaken as exc:
             if attempt == tries:
@@ -132,6 +143,7 @@ def _start(
     api_key: str | None,
     device: str = "auto",
     extra_args: Sequence[str] = (),
+    exit_with: int | None = None,
 ) -> str:
     url = f"http://{host}:{port}"
     env = {k: v for k, v in os.environ.items() if k != "FACTORY_API_KEY"}
@@ -149,7 +161,7 @@ def _start(
         "--data-dir",
         str(data_dir),
         "--exit-with-parent",
-        str(os.getpid()),
+        str(exit_with or os.getpid()),
         "--device",
         device,
         *extra_args,

@@ -19,6 +19,9 @@ max_train_memory       50 %        of the memory available at validation: a job 
                                    with the estimate
 body_timeout_s         30 s        a request body that stalls this long between two reads:
                                    408 (connection closed); a total time is not enforced
+header_timeout_s       30 s        a connection whose request headers are not complete this
+                                   long after it opened (or after the request's first byte):
+                                   408 (connection closed)
 =====================  ==========  ===========================================================
 """
 
@@ -40,6 +43,7 @@ class Limits:
     max_training_bytes: int = 64 * 1024 * 1024
     max_train_memory_fraction: float = 0.5
     body_timeout_s: float = 30.0
+    header_timeout_s: float = 30.0
 
 
 def available_memory_bytes() -> int | None:

@@ -266,8 +266,9 @@ class Store:
 
         Refused: a database behind ``state.gen`` (its write-ahead log was lost), or one with no
         job and no file at all while model folders or uploaded files exist. Warned about (the
-        service starts): models whose folder is missing (they answer 410) and model folders
-        no job produced.
+        service starts): a used database without ``state.gen`` (a copy that left it and the
+        write-ahead log behind cannot be checked), models whose folder is missing (they answer
+        410) and model folders no job produced.
         """
         recorded, current = self._recorded_at_start, self.generation()
         if recorded > current:
@@ -288,6 +289,14 @@ class Store:
                 "service."
             )
         warnings = []
+        if current and not self._generation_path.exists():
+            warnings.append(
+                f"{self._generation_path} is missing although {self.db_path} records {current} "
+                "writes, so nothing can tell whether the database lost recent writes: a folder "
+                f"copied while a service ran needs {DB_NAME}-wal and {GENERATION_FILE} copied "
+                "with it (a clean stop folds the log into the database first). Starting with "
+                "what the database holds"
+            )
         models = self.list_models()
         for model in models:
             if not self.model_dir(model).is_dir():

@@ -18,6 +18,7 @@ from inproc import tfidf_registry
 
 from helpers.factory.app import create_app
 from helpers.factory.deps import Settings
+from helpers.factory.header_timeout import http_protocol
 
 
 @pytest.fixture
@@ -58,7 +59,15 @@ def live(tmp_path: Path):
         app = create_app(Settings(**settings), tfidf_registry())
         for path, endpoint in (extra_routes or {}).items():
             app.add_api_route(path, endpoint)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
+        limits = app.state.factory.settings.limits
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            http=http_protocol(limits.header_timeout_s),  # as `serve` runs it
+        )
+        server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         while not server.started:

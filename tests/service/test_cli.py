@@ -103,3 +103,39 @@ def test_the_launcher_keeps_the_key_off_the_command_line_and_the_files_owner_onl
         assert stat.S_IMODE((data_dir / "server.stderr").stat().st_mode) & 0o077 == 0
     finally:
         stop_local_factory(data_dir)
+
+
+@pytest.mark.slow
+def test_start_serves_later_callers_and_exits_with_the_given_process(tmp_path):
+    """``python -m helpers.factory start`` (``make run``): one service for every lesson, found by
+    ``start_local_factory`` in each, gone soon after the process it was tied to."""
+    import time
+
+    from helpers.factory import running_factory_url, start_local_factory
+
+    data_dir = tmp_path / "factory"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        command = [sys.executable, "-m", "helpers.factory", "start", "--data-dir", str(data_dir)]
+        started = subprocess.run(
+            [*command, "--exit-with-parent", str(holder.pid)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert started.returncode == 0, started.stderr
+        url = started.stdout.strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert start_local_factory(data_dir) == url  # a lesson reuses it
+        holder.kill()
+        holder.wait()
+        deadline = time.monotonic() + 20
+        while running_factory_url(data_dir) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert running_factory_url(data_dir) is None
+        refused = subprocess.run(
+            [*command, "--exit-with-parent", str(holder.pid)], capture_output=True, text=True
+        )
+        assert refused.returncode == 2 and "no such process" in refused.stderr
+    finally:
+        holder.kill()

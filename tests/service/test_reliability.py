@@ -191,6 +191,33 @@ def test_a_stalled_body_gets_408(live):
     assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - start < 5
 
 
+@pytest.mark.parametrize("sent", [b"", b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slo"])
+def test_stalled_request_headers_get_408(live, sent):
+    """Issue 29: a connection that sent nothing, or part of its headers, was held open > 75 s."""
+    url = live(limits=Limits(header_timeout_s=0.5))
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        start = time.monotonic()
+        s.sendall(sent)
+        answer = s.recv(4096)
+        assert s.recv(4096) == b""  # then closed
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 0.5 s" in answer
+    assert time.monotonic() - start < 5
+
+
+def test_a_slow_request_is_not_cut_once_its_headers_are_in(live):
+    """The header timer stops at the end of the headers: what follows has its own limits."""
+    url = live(limits=Limits(header_timeout_s=0.3, body_timeout_s=5))
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        first = s.recv(4096)
+        time.sleep(0.8)  # idle between requests: uvicorn's 5 s keep-alive, not the 0.3 s
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        second = s.recv(4096)
+    assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200")
+
+
 # -- host, origin, auth -------------------------------------------------------------------------
 
 
@@ -290,6 +317,31 @@ def test_lost_write_ahead_log_is_refused(tmp_path):
     (data_dir / "factory.sqlite3").write_bytes(raw)
     with pytest.raises(StateError, match="write-ahead log"):
         Store(data_dir).check()
+
+
+def test_a_copy_without_its_log_and_state_gen_starts_with_a_warning(tmp_path):
+    """Issue 29: such a copy may have lost writes and nothing can tell; it said nothing."""
+    data_dir = tmp_path / "factory"
+    store = Store(data_dir)
+    store.add_file(
+        {
+            "id": "f0",
+            "filename": "a",
+            "bytes": 1,
+            "created_at": 0,
+            "sample_type": "instruct",
+            "source": "upload",
+        }
+    )
+    assert not any("state.gen" in w for w in store.check())  # the original is fine
+    store.close()
+    (data_dir / "state.gen").unlink()
+    warnings = Store(data_dir).check()
+    assert any(
+        "state.gen is missing although" in w and "records 1 writes" in w and "-wal" in w
+        for w in warnings
+    ), warnings
+    assert not any("state.gen" in w for w in Store(tmp_path / "new").check())  # a fresh folder
 
 
 def test_emptied_database_with_models_on_disk_is_refused(make_client, tmp_path):

@@ -262,6 +262,20 @@ def tiny_bench_export(tmp: Path, data: Path, env: dict[str, str]) -> None:
     assert "| variant | utt/s (64) | p50 ms |" in done.stdout
 
 
+def tiny_bench_fairness(tmp: Path, data: Path, env: dict[str, str]) -> None:
+    out = tmp / "fairness.jsonl"
+    done = run(
+        "benchmarks/bench_fairness.py",
+        *("--big", 400, "--every", 0.1, "--waiting", 4, "--out", out),
+        env=env,
+    )
+    (row,) = rows(out)
+    assert row["big_inputs"] == 400 and row["one_text_alone"]["n"] == 10
+    assert row["queue"]["waiting"] == 4 and row["queue"]["errors"] == []
+    assert set(row["queue"]["routes_s"]) == {"/health", "/v1/models", "/v1/files"}
+    assert "| one text during it, p50 / p95 / max" in done.stdout
+
+
 def tiny_bench_load(tmp: Path, data: Path, env: dict[str, str]) -> None:
     out = tmp / "load.jsonl"
     done = run(
@@ -622,6 +636,7 @@ TINY_CASES: dict[str, Callable[[Path, Path, dict[str, str]], None]] = {
     "benchmarks/bench_batch_order.py": tiny_bench_batch_order,
     "benchmarks/bench_cancel.py": tiny_bench_cancel,
     "benchmarks/bench_export.py": tiny_bench_export,
+    "benchmarks/bench_fairness.py": tiny_bench_fairness,
     "benchmarks/bench_load.py": tiny_bench_load,
     "benchmarks/bench_oos.py": tiny_bench_oos,
     "benchmarks/bench_service.py": tiny_bench_service,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -152,6 +153,20 @@ def votes_model(module_tmp):
         DATA, None, [TARGET], TrainConfig(3, 1e-4, 0.01, 0.0, seed=2), out, lambda r: None
     )
     return out
+
+
+@pytest.mark.slow  # loads an encoder
+def test_a_votes_file_changed_after_training_is_refused_by_name(votes_model, tmp_path):
+    """Issue 29: altered votes gave silently different scores; now each file's sha256, recorded
+    at training, is checked at every load."""
+    spec = json.loads((votes_model / "classifier.json").read_text())["votes"]
+    assert sorted(spec["sha256"]) == ["labels_0.npy", "vectors.npy"]
+    copy = tmp_path / "model"
+    shutil.copytree(votes_model, copy)
+    vectors = np.load(copy / "votes" / "vectors.npy", allow_pickle=False)
+    np.save(copy / "votes" / "vectors.npy", vectors[::-1].copy(), allow_pickle=False)  # valid
+    with pytest.raises(ModelFormatError, match=r"votes/vectors\.npy: its content is not the one"):
+        EncoderPredictor.load(copy, engine="torch")
 
 
 @pytest.mark.slow  # trains or loads an encoder
@@ -324,7 +339,13 @@ def test_votes_that_do_not_match_their_model_are_a_clear_error(votes_model, tmp_
     shutil.copytree(votes_model, broken)
     labels = np.load(broken / "votes" / "labels_0.npy")
     np.save(broken / "votes" / "labels_0.npy", labels[:-1])
-    with pytest.raises(ValueError, match=r"labels_0\.npy"):
+    with pytest.raises(ValueError, match=r"labels_0\.npy: its content is not the one"):
+        EncoderPredictor.load(broken)
+    # a model saved before the digests: the shapes and label ranges are still checked
+    meta = json.loads((broken / "classifier.json").read_text())
+    del meta["votes"]["sha256"]
+    (broken / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"labels_0\.npy: labels do not match"):
         EncoderPredictor.load(broken)
     np.save(broken / "votes" / "labels_0.npy", labels + 7)
     with pytest.raises(ValueError, match="target 'intent'"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -310,14 +311,16 @@ def test_onnx_graph_is_cached_refreshed_and_kept_in_memory_when_unwritable(
     EncoderPredictor.load(out, engine="onnx")
     graph = onnx_engine.cached_graph(out)
     assert graph.is_file() and len(exports) == 1
-    assert [p.name for p in graph.parent.iterdir()] == [graph.name]  # no temporary left
+    # no temporary left; the graph's sha256 beside it
+    assert sorted(p.name for p in graph.parent.iterdir()) == [graph.name, f"{graph.stem}.sha256"]
     EncoderPredictor.load(out, engine="onnx")
     assert len(exports) == 1  # reused
     newer = graph.stat().st_mtime + 10
     os.utime(out / "model.safetensors", (newer, newer))  # the weights were rewritten
     EncoderPredictor.load(out, engine="onnx")
     assert len(exports) == 2
-    assert [p.name for p in graph.parent.iterdir()] == [onnx_engine.cached_graph(out).name]
+    graph = onnx_engine.cached_graph(out)
+    assert sorted(p.name for p in graph.parent.iterdir()) == [graph.name, f"{graph.stem}.sha256"]
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
@@ -331,6 +334,31 @@ def test_onnx_graph_is_cached_refreshed_and_kept_in_memory_when_unwritable(
     for x, y in zip(expected, in_memory.predict(PROBES), strict=True):
         assert _top(x) == _top(y)
         assert y["intent"] == pytest.approx(x["intent"], abs=1e-5)
+
+
+def test_an_altered_serving_graph_is_exported_again_not_served(single_model, multi_model, caplog):
+    """Issue 29: a valid graph that is not this model's (here: another model's) gave silently
+    different scores; its sha256 no longer matches, so it is logged and exported again."""
+    from helpers.factory.trainers import onnx_engine
+
+    out, _ = single_model
+    expected = EncoderPredictor.load(out, engine="torch").predict(PROBES)
+    EncoderPredictor.load(out, engine="onnx")
+    EncoderPredictor.load(multi_model, engine="onnx")
+    graph = onnx_engine.cached_graph(out)
+    shutil.copyfile(onnx_engine.cached_graph(multi_model), graph)  # valid, but not this model's
+    with caplog.at_level(logging.WARNING, logger=onnx_engine.__name__):
+        served = EncoderPredictor.load(out, engine="onnx").predict(PROBES)
+    assert f"{graph}: its content differs from its sha256 at export" in caplog.text
+    for x, y in zip(expected, served, strict=True):
+        assert _top(x) == _top(y)
+        assert y["intent"] == pytest.approx(x["intent"], abs=1e-5)
+    caplog.clear()
+    (graph.parent / f"{graph.stem}.sha256").unlink()  # a graph nobody vouches for
+    with caplog.at_level(logging.WARNING, logger=onnx_engine.__name__):
+        EncoderPredictor.load(out, engine="onnx")
+    assert f"{graph}: no sha256 beside it; exporting it again" in caplog.text
+    assert (graph.parent / f"{graph.stem}.sha256").is_file()
 
 
 def test_auto_engine_falls_back_to_pytorch_when_onnx_fails(single_model, monkeypatch, caplog):

@@ -13,7 +13,9 @@ per loaded MiniLM model).
 The graph (token ids -> transformer -> mean pooling -> L2 normalisation) is exported once per
 model folder (about 1.5 s for MiniLM) into ``serving/encoder-<size>-<mtime>.onnx``, named after
 the weights file it was made from (written to a temporary name, then renamed, so concurrent
-loaders never read half a file); for a read-only folder the graph is kept in memory.
+loaders never read half a file), with its sha256 beside it (``.sha256``): a graph whose content
+no longer matches (altered or damaged after its export) is logged and exported again, never
+served. For a read-only folder the graph is kept in memory.
 ``helpers.export`` wraps the same module with the heads for its self-contained folders.
 """
 
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .encoder.model_format import file_digest
 from .encoder.network import mean_pool
 
 try:  # imported before any export, not inside torch.onnx.export (tests/service/test_export.py)
@@ -127,26 +130,53 @@ def cached_graph(model_dir: Path) -> Path:
     return model_dir / CACHE_DIR / f"encoder-{st.st_size}-{st.st_mtime_ns}.onnx"
 
 
+def _stamp(graph: Path) -> Path:
+    """Where the sha256 of ``graph``, written at its export, is kept."""
+    return graph.with_suffix(".sha256")
+
+
+def _intact(graph: Path) -> bool:
+    """True when ``graph`` exists and its content is the one exported (its stamp's sha256)."""
+    if not graph.is_file():
+        return False
+    try:
+        recorded = _stamp(graph).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        recorded = ""
+    if recorded and file_digest(graph) == recorded:
+        return True
+    log.warning(
+        "%s: %s; exporting it again",
+        graph,
+        "its content differs from its sha256 at export" if recorded else "no sha256 beside it",
+    )
+    return False
+
+
 def _graph(model_dir: Path | None, model: nn.Module) -> str | bytes:
-    """The cached graph's path, exporting it first when missing; bytes when it cannot be cached."""
+    """The cached graph's path, exporting it first when missing or altered; bytes when it cannot
+    be cached."""
     eager_attention(model)
     module = PooledEncoder(model)
     if model_dir is not None:
         path = cached_graph(model_dir)
         try:
-            if path.is_file():
+            if _intact(path):
                 return str(path)
             path.parent.mkdir(exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".encoder-", suffix=".tmp")
             os.close(fd)
             try:
                 export_onnx(module, tmp, ["pooled"])
+                digest = file_digest(Path(tmp))
                 os.replace(tmp, path)
+                # a concurrent loader may check between these two writes: it re-exports too
+                _stamp(path).write_text(digest + "\n", encoding="ascii")
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-            for old in path.parent.glob("encoder-*.onnx"):  # graphs of earlier weights
-                if old != path:
+            for old in path.parent.glob("encoder-*"):  # graphs of earlier weights, their stamps
+                if old not in (path, _stamp(path)):
                     old.unlink(missing_ok=True)
             return str(path)
         except OSError as exc:  # a read-only folder: keep the graph in memory

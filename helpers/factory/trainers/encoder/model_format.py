@@ -13,7 +13,8 @@ A model directory holds:
 * ``votes/`` — only with the extras recipe: ``vectors.npy`` (float16, one L2-normalised sentence
   vector per training text) and ``labels_<i>.npy`` (int32, each text's label index for target
   ``i``). These are derived from the training texts: a model with votes carries its training set
-  in vector form;
+  in vector form. ``votes.sha256`` in ``classifier.json`` holds each file's digest, checked at
+  every load, so a file changed after training is an error, not silently different scores;
 * ``serving/`` — written on first load, not by training: the ONNX graph the CPU predictor runs;
   safe to delete, it is exported again.
 
@@ -23,7 +24,9 @@ which is no longer supported (:func:`read` says so).
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,28 @@ def read(model_dir: Path) -> dict[str, Any]:
     if meta.get("pooling", "mean") != "mean":
         raise ModelFormatError(f"{path}: field 'pooling': {meta['pooling']!r} (only 'mean')")
     return meta
+
+
+def file_digest(path: Path) -> str:
+    """The sha256 of a file's content, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_digests(folder: Path, digests: Mapping[str, str]) -> None:
+    """Raise :class:`ModelFormatError` naming the first file of ``folder`` whose content is not
+    the one ``digests`` (name -> sha256, recorded at training) describes."""
+    for name, expected in digests.items():
+        path = Path(folder) / name
+        if file_digest(path) != expected:
+            raise ModelFormatError(
+                f"{path}: its content is not the one classifier.json recorded at training "
+                "(sha256 differs: changed after training); restore the file or train the model "
+                "again"
+            )
 
 
 def targets(meta: dict[str, Any]) -> list[TargetSpec]:

@@ -136,6 +136,8 @@ class EncoderPredictor:
         votes = None
         if meta.get("votes"):
             spec = meta["votes"]
+            # models trained before the digests have none to check
+            model_format.check_digests(model_dir / spec["path"], spec.get("sha256") or {})
             votes = NearestNeighbourVotes.load(model_dir / spec["path"], spec, targets)
         return cls(
             enc,

@@ -434,6 +434,11 @@ class EncoderTrainer:
         votes_spec = None
         if votes is not None:
             votes.save(out_dir / VOTES_DIR)
+            digests = {
+                f.name: model_format.file_digest(f)
+                for f in sorted((out_dir / VOTES_DIR).iterdir())
+                if f.is_file()
+            }
             votes_spec = {
                 "path": VOTES_DIR,
                 "targets": votes.targets,
@@ -442,6 +447,7 @@ class EncoderTrainer:
                 "temperature": votes.temperature,
                 "weight": votes.weight,
                 "rule": VOTES_RULE,
+                "sha256": digests,
             }
         r = self.recipe
         precision = amp_dtype(self._device)
