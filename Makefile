@@ -5,8 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # torch is installed on its own first so pip never picks a multi-GB CUDA build by accident;
-# override for other platforms, e.g. `make run TORCH_SPEC="torch>=2.2"`. --no-compile: Python
-# compiles a module when it is first imported; compiling all of torch at install took ~17 s.
+# override for other platforms, e.g. `make run TORCH_SPEC="torch>=2.2"`.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
@@ -19,8 +18,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet --no-compile -e ".[batch,distributed,dev]"
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[batch,distributed,dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 	touch $(STAMP)
 
