@@ -301,7 +301,26 @@ def kernel_manager_class(env: dict, socket_dir: str | None):
             kw["env"] = kernel_environment(kw.get("env", os.environ), env)
             return await super()._async_pre_start_kernel(**kw)
 
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:
+                _KERNEL_PROCESSES.add(process)
+
     return PointKernelManager
+
+
+_KERNEL_PROCESSES: set = set()
+"""The kernel processes this process started (``Popen``), so an interrupted serial run can
+end the one still running."""
+
+
+def _kill_kernels() -> None:
+    """Kill every kernel this process started that is still running."""
+    for process in list(_KERNEL_PROCESSES):
+        if process.poll() is None:
+            process.kill()
+        _KERNEL_PROCESSES.discard(process)
 
 
 def _run_point(
@@ -492,7 +511,13 @@ def _run_serial(out: Path, jobs: dict, paths, declared, rows: dict, progress: bo
             if done:
                 bar.update(len(paths))
             else:
-                status = _run_point(out / name, params, paths, declared, bar)
+                try:
+                    status = _interruptible(_run_point, out / name, params, paths, declared, bar)
+                except KeyboardInterrupt:
+                    # the point's status.json would blame the killed kernel: none, as for any
+                    # unfinished point ("cancelled" in the summary)
+                    (out / name / "status.json").unlink(missing_ok=True)
+                    raise
             rows[name] = _row(name, params, status)
             if progress:
                 bar.write(f"[{n}/{len(jobs)}] " + _describe(rows[name], done))
@@ -778,6 +803,38 @@ def _ctrl_c_flag() -> Iterator[threading.Event]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _interruptible(fn, *args):
+    """``fn(*args)`` on a thread while this (main) thread waits for it, so Ctrl-C or SIGTERM
+    is always seen: raised inside papermill's kernel client, the KeyboardInterrupt was
+    sometimes lost, twice in a row, and the run went on. On an interrupt the running kernel is
+    killed, the point's clean-up finishes, and KeyboardInterrupt is raised here."""
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="batch-point", daemon=True)
+    with _ctrl_c_flag() as interrupted:
+        worker.start()
+        try:
+            while worker.is_alive() and not interrupted.is_set():
+                worker.join(0.2)
+            # also when the point ended first: a terminal's Ctrl-C reaches the kernel too, whose
+            # cell then fails at once
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:  # the flag, or a second Ctrl-C raised by its handler
+            _kill_kernels()
+            worker.join(60)  # papermill sees the dead kernel; the point cleans up
+            raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @contextlib.contextmanager
