@@ -121,7 +121,7 @@ def start_local_factory(
                 api_key,
                 device,
                 extra_args,
-                exit_with or os.getpid(),
+                exit_with=exit_with or os.getpid(),
             )
         except _PortTaken as exc:
             if attempt == tries:
@@ -143,7 +143,8 @@ def _start(
     api_key: str | None,
     device: str = "auto",
     extra_args: Sequence[str] = (),
-    exit_with: int | None = None,
+    *,
+    exit_with: int,
 ) -> str:
     url = f"http://{host}:{port}"
     env = {k: v for k, v in os.environ.items() if k != "FACTORY_API_KEY"}
@@ -161,7 +162,7 @@ def _start(
         "--data-dir",
         str(data_dir),
         "--exit-with-parent",
-        str(exit_with or os.getpid()),
+        str(exit_with),
         "--device",
         device,
         *extra_args,

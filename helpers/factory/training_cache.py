@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..fileio import sha256_file
 from .trainers.base import StepReport
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,7 @@ def library_versions() -> dict[str, str]:
 
 @functools.lru_cache(maxsize=256)
 def _digest(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)  # size and mtime_ns: the cache key
 
 
 def file_digest(path: Path) -> str:

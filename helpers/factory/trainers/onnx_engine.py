@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .encoder.model_format import file_digest
+from ...fileio import sha256_file
 from .encoder.network import mean_pool
 
 try:  # imported before any export, not inside torch.onnx.export (tests/service/test_export.py)
@@ -143,7 +143,7 @@ def _intact(graph: Path) -> bool:
         recorded = _stamp(graph).read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
         recorded = ""
-    if recorded and file_digest(graph) == recorded:
+    if recorded and sha256_file(graph) == recorded:
         return True
     log.warning(
         "%s: %s; exporting it again",
@@ -168,7 +168,7 @@ def _graph(model_dir: Path | None, model: nn.Module) -> str | bytes:
             os.close(fd)
             try:
                 export_onnx(module, tmp, ["pooled"])
-                digest = file_digest(Path(tmp))
+                digest = sha256_file(Path(tmp))
                 os.replace(tmp, path)
                 # a concurrent loader may check between these two writes: it re-exports too
                 _stamp(path).write_text(digest + "\n", encoding="ascii")

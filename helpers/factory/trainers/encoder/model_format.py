@@ -24,12 +24,12 @@ which is no longer supported (:func:`read` says so).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ....fileio import sha256_file
 from ..base import TargetSpec
 
 FORMAT = "factory-encoder-classifier"
@@ -84,21 +84,12 @@ def read(model_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def file_digest(path: Path) -> str:
-    """The sha256 of a file's content, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_digests(folder: Path, digests: Mapping[str, str]) -> None:
     """Raise :class:`ModelFormatError` naming the first file of ``folder`` whose content is not
     the one ``digests`` (name -> sha256, recorded at training) describes."""
     for name, expected in digests.items():
         path = Path(folder) / name
-        if file_digest(path) != expected:
+        if sha256_file(path) != expected:
             raise ModelFormatError(
                 f"{path}: its content is not the one classifier.json recorded at training "
                 "(sha256 differs: changed after training); restore the file or train the model "

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ....fileio import sha256_file
 from ... import planning
 from ..base import (
     MULTI_LABEL_THRESHOLD,
@@ -435,7 +436,7 @@ class EncoderTrainer:
         if votes is not None:
             votes.save(out_dir / VOTES_DIR)
             digests = {
-                f.name: model_format.file_digest(f)
+                f.name: sha256_file(f)
                 for f in sorted((out_dir / VOTES_DIR).iterdir())
                 if f.is_file()
             }
