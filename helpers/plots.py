@@ -76,50 +76,25 @@ def length_distribution(
     return _finish(fig)
 
 
-def smooth(values: Sequence[float], weight: float = 0.6) -> np.ndarray:
-    """Exponential moving average (TensorBoard-style, bias-corrected): each point mixes the
-    new value with ``weight`` times the running average of the earlier ones."""
-    out, avg = [], 0.0
-    for i, v in enumerate(values, 1):
-        avg = weight * avg + (1 - weight) * float(v)
-        out.append(avg / (1 - weight**i))
-    return np.asarray(out)
-
-
-def loss_curves(
-    checkpoints: Sequence[Mapping],
-    smoothing: float = 0.6,
-    start: tuple[float, float] | None = None,
-    batch_size: int | None = None,
-):
+def loss_curves(checkpoints: Sequence[Mapping], start: tuple[float, float] | None = None):
     """Train and validation loss from a job's checkpoints (given newest first, as the API does).
 
-    Each checkpoint's ``train_loss`` is the loss of ONE batch, so it is noisy: the dots show the
-    raw values, the line their exponential moving average (``smoothing``). Validation loss is
-    averaged over the whole validation file. ``start`` = (step, loss) marks a loss measured
-    before training (e.g. of the warm-started head at step 0).
+    Each checkpoint's ``train_loss`` is the mean training loss of the steps since the previous
+    checkpoint (each step: one batch); validation loss is averaged over the whole validation
+    file. ``start`` = (step, loss) marks a loss measured before training (e.g. of the
+    warm-started head at step 0).
     """
     points = sorted(checkpoints, key=lambda c: c["step_number"])
     steps = [c["step_number"] for c in points]
     train = [c["metrics"].get("train_loss") for c in points]
-    batch = f"one batch of {batch_size}" if batch_size else "one batch"
     fig, ax = plt.subplots(figsize=(8, 3.8))
     ax.plot(
         steps,
         train,
-        linestyle="none",
         marker=".",
         color="tab:blue",
-        alpha=0.5,
-        label=f"training loss at the checkpoint ({batch})",
+        label="training loss (mean over the steps since the previous checkpoint)",
     )
-    if len(train) > 1:
-        ax.plot(
-            steps,
-            smooth(train, smoothing),
-            color="tab:blue",
-            label=f"training loss, smoothed (moving average, weight {smoothing})",
-        )
     valid = [(s, c["metrics"].get("valid_loss")) for s, c in zip(steps, points, strict=True)]
     valid = [(s, v) for s, v in valid if v is not None]
     if start is not None:

@@ -8,6 +8,7 @@ batch: every step sees every example); an *epoch* is one pass over the training 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -73,6 +74,12 @@ def plan_steps(
 def every(total_steps: int, fraction: float) -> int:
     """A cadence of about ``fraction`` of the steps (evaluations, checkpoints); at least 1."""
     return max(1, int(round(total_steps * fraction)))
+
+
+def interval_mean(losses: Sequence[float]) -> float:
+    """A checkpoint's ``train_loss``: the mean training loss of the steps since the previous
+    checkpoint (NaN when there were none)."""
+    return math.fsum(losses) / len(losses) if losses else float("nan")
 
 
 def is_evaluation_step(step: int, total_steps: int, cadence: int) -> bool:

@@ -458,7 +458,8 @@ class _Progress:
 
     A checkpoint is recorded on every evaluation step (the trainer reported validation
     metrics) and on the final step; without validation data, every tenth of the steps instead,
-    so the training-loss curve can still be followed.
+    so the training-loss curve can still be followed. Its ``train_loss`` is the mean of the
+    steps' training losses since the previous checkpoint (one batch alone is too noisy to read).
     """
 
     def __init__(self, store: Store, job_id: str, run, has_validation: bool):
@@ -468,12 +469,14 @@ class _Progress:
         self.has_validation = has_validation
         self.last: StepReport | None = None
         self.reports: list[StepReport] = []
+        self._interval: list[float] = []  # training losses since the last checkpoint
         self._saved = False
         self._checked = 0.0
 
     def __call__(self, report: StepReport) -> None:
         self.last = report
         self.reports.append(report)
+        self._interval.append(float(report.train_loss))
         self._saved = False
         every = planning.every(report.total_steps, CHECKPOINT_FRACTION)
         if report.valid_loss is not None or (not self.has_validation and report.step % every == 0):
@@ -499,7 +502,8 @@ class _Progress:
             self._save(self.last)
 
     def _save(self, report: StepReport) -> None:
-        metrics = {"train_loss": float(report.train_loss)}
+        metrics = {"train_loss": planning.interval_mean(self._interval)}
+        self._interval = []
         if report.valid_loss is not None:
             metrics["valid_loss"] = float(report.valid_loss)
             metrics["valid_mean_token_accuracy"] = float(report.valid_accuracy or 0.0)

@@ -455,6 +455,31 @@ def tiny_recipe_compare(tmp: Path, data: Path, env: dict[str, str]) -> None:
     assert table.startswith("| set | n | plain (per seed) |") and "| official |" in table
 
 
+def tiny_lesson3_part_a(tmp: Path, data: Path, env: dict[str, str]) -> None:
+    out = tmp / "part_a.jsonl"
+    script = "benchmarks/lesson3_part_a.py"
+    done = run(script, "--until", "nb03-t05", "--out", out, env=env)  # sections 1 only
+    (row,) = rows(out)
+    assert row["cells"] == 4 and row["part_a_seconds"] > 0 and "flags" in row["machine"]
+    assert done.stdout.startswith("part A (4 cells): ")
+    run(script, "--until", "nb03-t01", "--out", out, env=env, expect=2)  # nothing to time
+
+
+def tiny_massive_reference(tmp: Path, data: Path, env: dict[str, str]) -> None:
+    from helpers import reference
+
+    out = tmp / "massive_en.json"
+    script = "benchmarks/massive_reference.py"
+    run(script, *("--data-source", "sample", "--lessons", "01", "02", "--out", out), env=env)
+    found = json.loads(out.read_text())
+    assert found["written_by"] == script and found["data_source"] == "sample"
+    assert sorted(found["lessons"]) == ["01_explore_data", "02_format_data"]
+    assert found["lessons"]["02_format_data"]["errors"] == 0
+    table = reference.beside("01_explore_data", found["lessons"]["01_explore_data"], path=out)
+    assert (table["this run"] == table["MASSIVE (reference run)"]).all()  # the same run twice
+    run(script, "--lessons", "06", "--data-source", "sample", "--out", out, env=env, expect=2)
+
+
 def tiny_recipe_selection(tmp: Path, data: Path, env: dict[str, str]) -> None:
     out = tmp / "recipe_selection.jsonl"
     script = "benchmarks/recipe_selection.py"
@@ -645,6 +670,8 @@ TINY_CASES: dict[str, Callable[[Path, Path, dict[str, str]], None]] = {
     "benchmarks/contrastive_selection.py": tiny_contrastive_selection,
     "benchmarks/encoder_recipe.py": tiny_encoder_recipe,
     "benchmarks/gpu_check.py": tiny_gpu_check,
+    "benchmarks/lesson3_part_a.py": tiny_lesson3_part_a,
+    "benchmarks/massive_reference.py": tiny_massive_reference,
     "benchmarks/memory_selection.py": tiny_memory_selection,
     "benchmarks/recipe_compare.py": tiny_recipe_compare,
     "benchmarks/recipe_selection.py": tiny_recipe_selection,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from helpers.factory import planning
@@ -63,3 +65,9 @@ def test_warmup_then_linear_decay_to_zero():
     assert all(a > b for a, b in zip(factors[2:], factors[3:], strict=False))  # decays
     assert planning.lr_factor(total, total, warm) == 0.0
     assert [planning.lr_factor(s, 3, 0) for s in range(3)] == [1.0, 2 / 3, 1 / 3]
+
+
+def test_interval_mean_is_the_checkpoint_training_loss():
+    assert planning.interval_mean([4.0, 3.0, 2.0, 1.0]) == 2.5
+    assert planning.interval_mean([0.1]) == 0.1
+    assert math.isnan(planning.interval_mean([]))
