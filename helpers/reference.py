@@ -22,6 +22,7 @@ HEADLINES: dict[str, list[tuple[str, str]]] = {
         ("train", "training rows"),
         ("validation", "validation rows"),
         ("test", "test rows"),
+        ("duplicates_across_splits", "texts repeated across splits"),
         ("test_ceiling", "best test accuracy the labels allow"),
     ],
     "02_format_data": [

@@ -81,6 +81,8 @@ def test_what_each_lesson_reads_in_the_reference_holds():
     ours, theirs = both("01_explore_data", "train")
     assert 1.3 < theirs / ours < 1.7  # "about one and a half times the sample's rows"
     assert both("01_explore_data", "test_ceiling") == (1.0, 1.0)
+    leaked = both("01_explore_data", "duplicates_across_splits")
+    assert leaked[0] == 0 and 8 <= leaked[1] <= 15  # "a dozen ... across the splits"
     assert both("02_format_data", "warnings")[0] == 0 < both("02_format_data", "warnings")[1]
     start, end = (
         both("03_train_classifier", "step0_valid_accuracy"),
@@ -92,7 +94,7 @@ def test_what_each_lesson_reads_in_the_reference_holds():
     assert epochs[1] < epochs[0]
     encoder = both("04_inference_evaluation", "accuracy")
     tfidf = both("04_inference_evaluation", "comparison.tfidf-logreg.accuracy")
-    assert abs(encoder[0] - tfidf[0]) < 0.01 and encoder[1] - tfidf[1] > 0.02
+    assert abs(encoder[0] - tfidf[0]) < 0.01 and encoder[1] - tfidf[1] > 0.03  # README too
     threshold, coverage = (
         both("04_inference_evaluation", f"routing.{k}") for k in ("threshold", "coverage")
     )
