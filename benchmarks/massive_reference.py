@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if set(args.lessons) - {"01", "02"}:  # lessons 3-9 use the Classifier Factory
             start_local_factory(work / "factory", exit_with=os.getpid())
         for number in args.lessons:
-            name = notebooks[number].name
+            name, stem = notebooks[number].name, notebooks[number].stem
             started = time.perf_counter()
             executed = papermill.execute_notebook(
                 str(copies / name),
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                 progress_bar=False,
                 execution_timeout=args.timeout,
             )
-            seconds[name[:-6]] = round(time.perf_counter() - started, 1)
-            lessons[name[:-6]] = read_results(executed)
-            print(f"{name}: {seconds[name[:-6]]:.0f} s", flush=True)
+            seconds[stem] = round(time.perf_counter() - started, 1)
+            lessons[stem] = read_results(executed)
+            print(f"{name}: {seconds[stem]:.0f} s", flush=True)
     commit = subprocess.run(
         ["git", "describe", "--always", "--dirty", "--exclude", "*"],
         cwd=ROOT,

@@ -73,8 +73,10 @@ def test_beside_puts_both_columns_side_by_side(tmp_path):
 def test_what_each_lesson_reads_in_the_reference_holds():
     """The prose before each table states relations between the columns; they must hold."""
 
+    stored = {lesson: read_results(NOTEBOOKS / f"{lesson}.ipynb") for lesson in reference.HEADLINES}
+
     def both(lesson, key):
-        ours = reference.lookup(read_results(NOTEBOOKS / f"{lesson}.ipynb"), key)
+        ours = reference.lookup(stored[lesson], key)
         return ours, reference.lookup(reference.load()["lessons"][lesson], key)
 
     assert both("01_explore_data", "n_intents") == (16, 16)
