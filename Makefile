@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: install run test test-fast smoke notebooks sweep lint format typecheck release clean
+.PHONY: install run test test-fast smoke notebooks nbval-avx2 sweep lint format typecheck release clean
 
 install: $(STAMP)
 
@@ -60,6 +60,15 @@ smoke: $(STAMP)
 # Re-execute every notebook in place, canonically (offline sample, defaults, fresh kernel).
 notebooks: $(STAMP)
 	$(OFFLINE) $(BIN)/python tools/execute_notebooks.py $(NOTEBOOKS)
+
+# Strict nbval of the committed lessons as a CPU without AVX-512 would compute them: PyTorch's
+# kernels, oneDNN, MKL, numpy and OpenBLAS limited to AVX2 (ONNX Runtime picks its kernels from
+# the CPU and cannot be limited). The stored outputs must not depend on the CPU's extensions.
+AVX2_ONLY := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+	OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"
+nbval-avx2: $(STAMP)
+	$(AVX2_ONLY) $(PYTEST) notebooks --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg
 
 sweep: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m helpers.batch --out artifacts/sweep \

@@ -74,20 +74,31 @@ def no_dask_settings_leak():
 
 
 @pytest.fixture(scope="session")
-def training_cache(tmp_path_factory):
-    """One content-addressed training cache for the run (``FACTORY_TRAINING_CACHE``), for the
-    tests that execute lessons: every service started after it — in a lesson's kernel or in
-    the Colab simulation's environment — trains a given recipe, data and seed once. Not for
-    the service tests, which cancel and interrupt trainings on purpose. Entries hard-link the
-    trained files, so they take almost no extra disk."""
-    if os.environ.get("FACTORY_TRAINING_CACHE"):  # the caller chose one (kept after the run)
+def training_cache_folder(tmp_path_factory):
+    """The run's content-addressed training cache folder (``FACTORY_TRAINING_CACHE`` when the
+    caller chose one, kept after the run; else a temporary one), without putting it in the
+    environment: a service test passes it to its own service only (``test_export.py`` trains
+    lesson 3's model there, so strict nbval of lesson 3 later restores it)."""
+    if os.environ.get("FACTORY_TRAINING_CACHE"):
         yield Path(os.environ["FACTORY_TRAINING_CACHE"])
         return
     folder = tmp_path_factory.mktemp("training_cache")
-    os.environ["FACTORY_TRAINING_CACHE"] = str(folder)
     yield folder
-    del os.environ["FACTORY_TRAINING_CACHE"]
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def training_cache(training_cache_folder):
+    """The training cache in the environment for the rest of the run, for the tests that execute
+    lessons: every service started after it — in a lesson's kernel (strict nbval's too) or in
+    the Colab simulation's environment — trains a given recipe, data and seed once. Not for
+    the service tests, which cancel and interrupt trainings on purpose. Entries hard-link the
+    trained files, so they take almost no extra disk."""
+    before = os.environ.get("FACTORY_TRAINING_CACHE")
+    os.environ["FACTORY_TRAINING_CACHE"] = str(training_cache_folder)
+    yield training_cache_folder
+    if before is None:
+        del os.environ["FACTORY_TRAINING_CACHE"]
 
 
 @pytest.fixture(scope="module")

@@ -33,14 +33,24 @@ CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": str(Path.home())}  # no
 
 
 @pytest.fixture(scope="module")
-def factory(module_tmp):
+def factory(module_tmp, training_cache_folder):
     """A service (fp32 inference) with finished models: the plain encoder recipe, the extras
-    recipe (votes of the nearest training texts, in the ONNX graph) and TF-IDF."""
+    recipe (votes of the nearest training texts, in the ONNX graph) and TF-IDF.
+
+    The plain model is lesson 3's (same files, recipe and seed), trained here into the run's
+    training cache: strict nbval of lesson 3, later in ``make test``, restores it instead of
+    training it again (~80 s). Only this service gets the cache."""
     work = module_tmp("export")
     splits = data.load_splits(data.SAMPLE)
     for name in ("train", "validation"):  # the whole sample: the model lesson 9 exports
         formatting.dataset_to_jsonl(getattr(splits, name), work / f"{name}.jsonl")
-    server = Server(work / "factory", env={"FACTORY_ENCODER_PRECISION": "fp32"})
+    server = Server(
+        work / "factory",
+        env={
+            "FACTORY_ENCODER_PRECISION": "fp32",
+            "FACTORY_TRAINING_CACHE": str(training_cache_folder),
+        },
+    )
     try:
         client = server.client()
         train_id, valid_id = (
