@@ -45,7 +45,15 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=ROOT / "helpers" / "reference_results" / "massive_en.json"
     )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only these lessons' entries in an existing --out file (each keeps the "
+        "commit and date of the run that wrote it, under 'updated')",
+    )
     args = parser.parse_args(argv)
+    if args.update and not args.out.is_file():
+        parser.error(f"--update: no file {args.out} to update")
     unknown = sorted(set(args.lessons) - set(LESSONS))
     if unknown:
         parser.error(f"--lessons: {unknown} not among {LESSONS}")
@@ -107,6 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         "lesson_seconds": seconds,
         "lessons": lessons,
     }
+    if args.update:  # the other lessons' entries stay as their run wrote them
+        earlier = json.loads(args.out.read_text(encoding="utf-8"))
+        if earlier.get("data_source") != out["data_source"]:
+            parser.error(f"--update: {args.out} holds runs on {earlier.get('data_source')}")
+        updated = earlier.get("updated", {})
+        for stem in lessons:
+            updated[stem] = {"commit": out["commit"], "date": out["date"]}
+        out = {
+            **earlier,
+            "lesson_seconds": {**earlier["lesson_seconds"], **seconds},
+            "lessons": {**earlier["lessons"], **lessons},
+            "updated": updated,
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -292,12 +292,14 @@ def run(args) -> None:
             for row in encoder_rows(d, label, tkw, with_steps(ckw, args.steps), 0):
                 write("massive_en", n, row)
     if "default" in args.rows:
+        label = "default recipe" if args.recipe == "plain" else f"{args.recipe} recipe"
+        recipe = {"recipe": args.recipe}
         for seed in args.seeds:
-            for row in encoder_rows(d, "default recipe", {}, with_steps({}, args.steps), seed):
+            for row in encoder_rows(d, label, recipe, with_steps({}, args.steps), seed):
                 write("massive_en", n, row)
         for name in args.other:
             d2, n2 = data(name)
-            for row in encoder_rows(d2, "default recipe", {}, with_steps({}, args.steps), 0):
+            for row in encoder_rows(d2, label, recipe, with_steps({}, args.steps), 0):
                 write(name, n2, row)
 
 
@@ -348,6 +350,13 @@ def main() -> None:
         default=["banking77", "clinc150"],
         choices=["banking77", "clinc150"],
         help="data sets trained once with the default recipe",
+    )
+    ap.add_argument(
+        "--recipe",
+        choices=["plain", "extras"],
+        default="plain",
+        help="the encoder recipe of the 'default' rows: plain (the default base model) or "
+        "extras (minilm-l6-v2-extras)",
     )
     add_common_arguments(ap, RESULTS)
     args = ap.parse_args()

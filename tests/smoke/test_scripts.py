@@ -478,6 +478,24 @@ def tiny_massive_reference(tmp: Path, data: Path, env: dict[str, str]) -> None:
     table = reference.beside("01_explore_data", found["lessons"]["01_explore_data"], path=out)
     assert (table["this run"] == table["MASSIVE (reference run)"]).all()  # the same run twice
     run(script, "--lessons", "06", "--data-source", "sample", "--out", out, env=env, expect=2)
+    before = json.loads(out.read_text())
+    run(script, *("--data-source", "sample", "--lessons", "02", "--out", out, "--update"), env=env)
+    after = json.loads(out.read_text())
+    assert after["lessons"] == before["lessons"] and sorted(after["updated"]) == ["02_format_data"]
+    assert after["commit"] == before["commit"]
+    missing = tmp / "none.json"
+    run(
+        script,
+        "--lessons",
+        "02",
+        "--data-source",
+        "sample",
+        "--out",
+        missing,
+        "--update",
+        env=env,
+        expect=2,
+    )
 
 
 def tiny_recipe_selection(tmp: Path, data: Path, env: dict[str, str]) -> None:
@@ -518,6 +536,18 @@ def tiny_recipe_table(tmp: Path, data: Path, env: dict[str, str]) -> None:
     table = run(script, "--table", "--out", out, env=env).stdout
     assert table.startswith("| data set | method | seed | test acc. |")
     assert len(table.strip().splitlines()) == 2 + 4
+    run(
+        script,
+        *("--rows", "default", "--seeds", 0, "--other", "--recipe", "extras"),
+        *("--steps", 2, "--data-root", data, "--out", out),
+        env=env,
+    )
+    extras = rows(out)[4:]
+    assert [r["method"] for r in extras] == [
+        "extras recipe",
+        "extras recipe, without the nearest-example votes",
+    ]
+    assert extras[0]["recipe"]["contrastive_weight"] > 0 and extras[0]["votes"]
 
 
 def tiny_scale_check(tmp: Path, data: Path, env: dict[str, str]) -> None:
